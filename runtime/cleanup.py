@@ -1,0 +1,115 @@
+"""Tearing down what a container holds once it has stopped for good, and removing it.
+
+Used by the monitor after the last exit, by `rm`, and by reconciliation when a monitor died
+(kill -9): every step is idempotent.
+"""
+from __future__ import annotations
+
+import os
+
+from nsbox.runtime import state as S
+from nsbox.runtime.paths import Paths
+from nsbox.runtime.state import ContainerRecord
+
+
+def release_network(paths: Paths, rec: ContainerRecord) -> None:
+    st = rec.load_state()
+    if not st.NetNS and not st.Network:
+        return
+    # lazy: only bridge containers ever reach this import
+    from nsbox.runtime.netglue import teardown
+    teardown(paths, rec.id, st.Network)
+    with rec.lock():
+        st = rec.load_state()
+        st.NetNS = ""
+        st.Network = {}
+        rec.save_state(st)
+
+
+def release_cgroup(cfg: dict) -> None:
+    path = cfg.get("Spec", {}).get("linux", {}).get("cgroupsPath")
+    if not path:
+        return
+    try:
+        from nsbox.runtime.cgroups import get_driver
+        get_driver().open(path).destroy()
+    except (OSError, ImportError, LookupError):
+        pass
+    except Exception as e:  # NotFound and friends from the driver: nothing to destroy
+        if type(e).__name__ not in ("NotFound", "CgroupError"):
+            raise
+
+
+def teardown(paths: Paths, rec: ContainerRecord, cfg: dict) -> None:
+    """After the final exit: network, cgroup, and --rm."""
+    release_network(paths, rec)
+    release_cgroup(cfg)
+    if cfg.get("HostConfig", {}).get("AutoRemove"):
+        remove(paths, rec, cfg, volumes=True)
+
+
+def remove(paths: Paths, rec: ContainerRecord, cfg: dict, volumes: bool = False) -> None:
+    from nsbox.runtime.store import ContainerStore
+    with rec.lock():
+        st = rec.load_state()
+        st.Status = S.REMOVING
+        rec.save_state(st)
+    release_network(paths, rec)
+    release_cgroup(cfg)
+    try:
+        from nsbox.image.store import ImageStore
+        ImageStore(paths).release_rootfs(rec.id, rec.dir)
+    except ImportError:
+        pass
+    if volumes:
+        from nsbox.runtime.volumes import VolumeStore
+        vs = VolumeStore(paths)
+        for m in cfg.get("Mounts", []):
+            if m.get("Type") == "volume" and m.get("Anonymous"):
+                try:
+                    vs.remove(m["Name"], force=True)
+                except Exception:
+                    pass
+    ContainerStore(paths).forget(rec, cfg.get("Name", "").lstrip("/"))
+
+
+def reconcile(paths: Paths, rec: ContainerRecord) -> S.ContainerState:
+    """Make the recorded state true: a container whose monitor and PID 1 are both gone has exited.
+
+    The monitor may have been killed with -9; then nobody recorded the exit, so we do it here
+    and release what the container held.
+    """
+    st = rec.load_state()
+    if st.Status not in (S.RUNNING, S.PAUSED, S.RESTARTING, S.CREATED, S.REMOVING):
+        return st
+    if st.Status == S.CREATED and not st.MonitorPid:
+        return st
+    if S.alive(st.MonitorPid, st.MonitorStart):
+        return st
+    if st.Status in (S.RUNNING, S.PAUSED) and S.alive(st.Pid, st.PidStart):
+        return st  # PID 1 lives on without its monitor: still running, truthfully
+    with rec.lock():
+        st = rec.load_state()
+        if S.alive(st.MonitorPid, st.MonitorStart) or (st.Pid and S.alive(st.Pid, st.PidStart)):
+            return st
+        if st.Status == S.REMOVING:
+            pass
+        elif st.Status != S.EXITED:
+            st.Status = S.EXITED
+            if st.StartedAt and st.FinishedAt.startswith("0001"):
+                from nsbox.runtime.fsutil import now_iso
+                st.FinishedAt = now_iso()
+            st.ExitCode = st.ExitCode or 255
+            st.Error = st.Error or "container monitor exited unexpectedly"
+            st.Pid = 0
+            rec.save_state(st)
+    try:
+        cfg = rec.config()
+    except (OSError, ValueError):
+        return st
+    try:
+        os.unlink(rec.attach_path)
+    except OSError:
+        pass
+    teardown(paths, rec, cfg)
+    return rec.load_state() if rec.exists() else st

@@ -1,0 +1,68 @@
+"""Small filesystem helpers: atomic writes, locks, time stamps."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+
+
+def write_atomic(path: str, data: bytes | str, mode: int = 0o644) -> None:
+    """tmp + fsync + rename: a reader sees the old or the new file, never half of one."""
+    if isinstance(data, str):
+        data = data.encode()
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def write_json(path: str, obj) -> None:
+    write_atomic(path, json.dumps(obj, indent=1, sort_keys=False))
+
+
+def read_json(path: str):
+    with open(path, "rb") as f:
+        return json.loads(f.read())
+
+
+@contextmanager
+def locked(path: str, shared: bool = False):
+    """An flock on `path` (created if missing), held for the with-block only."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def now_iso() -> str:
+    """RFC 3339 with nanoseconds, UTC, as docker prints it."""
+    t = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)) + f".{t % 10**9:09d}Z"
+
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def parse_iso(s: str) -> float:
+    """Seconds since the epoch from our own RFC 3339 stamps (0 for docker's zero time)."""
+    if not s or s.startswith("0001-"):
+        return 0.0
+    import calendar
+    main, _, frac = s.rstrip("Z").partition(".")
+    secs = calendar.timegm(time.strptime(main, "%Y-%m-%dT%H:%M:%S"))
+    return secs + (float("0." + frac) if frac else 0.0)
+
+
+def rmtree(path: str) -> None:
+    """shutil.rmtree that does not follow symlinks out and tolerates absence."""
+    import shutil
+    if os.path.lexists(path):
+        shutil.rmtree(path, ignore_errors=False)

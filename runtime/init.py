@@ -1,0 +1,448 @@
+"""The container init: the checklist PID 1 runs between fork and exec, in a fixed order.
+
+Like runc's standard_init_linux.go: namespaces, mount propagation, rootfs, mounts, hostname,
+sysctls, pivot_root, read-only and masked paths, console, user, capabilities, no_new_privs,
+close fds, exec. Every kernel call goes through `sc` (runtime/linux.Syscalls, or the recording
+FakeSyscalls in unit tests). Errors are written as one JSON line to the error pipe, which the
+monitor turns into the CLI's error; a successful exec closes the pipe (O_CLOEXEC) with no data.
+
+Nothing here may import after pivot_root (the host's Python library is gone by then), so all
+modules are imported at the top.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import termios
+from dataclasses import dataclass, field
+
+from nsbox.runtime import caps as C
+from nsbox.runtime import linux as L
+from nsbox.runtime.defaults import DEFAULT_PATH, DEVICES
+
+
+class InitError(Exception):
+    def __init__(self, stage: str, msg: str, code: int = 125):
+        super().__init__(msg)
+        self.stage = stage
+        self.code = code
+
+
+@dataclass
+class InitIO:
+    """What the monitor hands to the child."""
+    error_fd: int                       # write end of the CLOEXEC error pipe
+    console_sock: int = -1              # with a tty: send the pty master here
+    join_cgroup: object = None          # callable: puts this process into its cgroups
+    ns_fds: dict = field(default_factory=dict)  # namespace type -> fd opened by the monitor (setns targets)
+
+
+def report_error(fd: int, stage: str, msg: str, code: int) -> None:
+    data = json.dumps({"stage": stage, "error": msg, "code": code}).encode() + b"\n"
+    try:
+        os.write(fd, data)
+    except OSError:
+        pass
+
+
+def run(sc, cfg: dict, io: InitIO) -> None:
+    """Never returns: execs the container process or exits 1 after reporting an error."""
+    try:
+        _init(sc, cfg, io)
+    except InitError as e:
+        report_error(io.error_fd, e.stage, str(e), e.code)
+    except OSError as e:
+        report_error(io.error_fd, "init", str(e), 125)
+    except Exception as e:  # a bug must still reach the user as an error, not a hang
+        report_error(io.error_fd, "init", f"{type(e).__name__}: {e}", 125)
+    os._exit(1)
+
+
+def _init(sc, cfg: dict, io: InitIO) -> None:
+    spec = cfg["Spec"]
+    linux = spec.get("linux", {})
+    proc = spec["process"]
+
+    # 1. cgroups first: nothing may run or fork outside them (the join race)
+    if io.join_cgroup is not None:
+        io.join_cgroup()
+
+    # 2. namespaces: join the given ones (fds opened by the monitor), create the rest.
+    #    pid was handled by the monitor before fork; mount goes last so paths still resolve.
+    flags = 0
+    for ns in linux.get("namespaces", []):
+        t = ns["type"]
+        if t == "pid":
+            continue
+        if t in io.ns_fds:
+            sc.setns(io.ns_fds[t], L.NS_FLAGS[t])
+        elif ns.get("path"):
+            raise InitError("namespaces", f"namespace {t} path {ns['path']} was not opened")
+        else:
+            flags |= L.NS_FLAGS[t]
+    if flags:
+        sc.unshare(flags)
+    for fd in io.ns_fds.values():
+        os.close(fd)
+
+    # 3. propagation: private before anything else, or mounts leak to the host (and pivot_root fails)
+    sc.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
+
+    # 4. rootfs
+    rootfs = cfg["RootfsPath"]
+    plan = cfg["Rootfs"]
+    if plan["kind"] == "overlay":
+        L.overlay_mount(sc, plan["lowerdirs"], plan["upper"], plan["work"], rootfs)
+    else:
+        sc.mount(plan["rootfs"], rootfs, None, L.MS_BIND | L.MS_REC)
+
+    # 5. mounts, in spec order (proc, dev, sys... then the user's)
+    for m in spec.get("mounts", []):
+        do_mount(sc, rootfs, m)
+    if "/dev" in [m["destination"] for m in spec.get("mounts", [])]:
+        populate_dev(sc, rootfs, linux.get("devices"))
+
+    # 6. hostname (our own uts namespace only)
+    if spec.get("hostname") and any(n["type"] == "uts" and not n.get("path") for n in linux.get("namespaces", [])):
+        sc.sethostname(spec["hostname"])
+
+    # 7. sysctls, before /proc/sys turns read-only
+    for key, value in (linux.get("sysctl") or {}).items():
+        path = os.path.join(rootfs, "proc/sys", key.replace(".", "/"))
+        try:
+            sc.write_file(path, str(value))
+        except OSError as e:
+            raise InitError("sysctl", f"sysctl {key}={value}: {e.strerror}") from None
+
+    # 8. pivot_root(".", ".") needs no put_old directory and works on a read-only rootfs
+    sc.chdir(rootfs)
+    sc.pivot_root(".", ".")
+    sc.umount2(".", L.MNT_DETACH)
+    sc.chdir("/")
+
+    # 9. read-only root, read-only and masked paths
+    if spec.get("root", {}).get("readonly"):
+        sc.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC)
+    for p in linux.get("readonlyPaths", []):
+        readonly_path(sc, p)
+    for p in linux.get("maskedPaths", []):
+        mask_path(sc, p)
+
+    # 10. console or plain stdio
+    if proc.get("terminal"):
+        setup_console(sc, io.console_sock, proc.get("consoleSize"))
+
+    # 11. user, working dir, env
+    env = list(proc.get("env", []))
+    uid, gid, groups, home = resolve_user(proc.get("user", {}))
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")
+    if not any(e.startswith("PATH=") for e in env):
+        env.append(f"PATH={DEFAULT_PATH}")
+    cwd = proc.get("cwd") or "/"
+    try:
+        sc.makedirs(cwd)
+        sc.chdir(cwd)
+    except OSError as e:
+        raise InitError("cwd", f"chdir to cwd (\"{cwd}\") set in config.json failed: {e.strerror}", 126) from None
+
+    if proc.get("oomScoreAdj") is not None:
+        sc.write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
+
+    # 12. capabilities: drop the bounding set while we still have CAP_SETPCAP, keep caps across
+    #     setuid, then set the final sets. A non-root user's caps vanish at execve, as in docker.
+    caps = proc.get("capabilities")
+    if caps is not None:
+        want = 0
+        for n in caps.get("bounding", []):
+            want |= 1 << _capnum(n)
+        for c in range(0, _last_cap() + 1):
+            if not want & (1 << c):
+                try:
+                    sc.prctl(L.PR_CAPBSET_DROP, c)
+                except OSError as e:
+                    if e.errno != errno.EINVAL:
+                        raise
+        sc.prctl(8, 1)  # PR_SET_KEEPCAPS
+    sc.setgroups(groups)
+    sc.setgid(gid)
+    sc.setuid(uid)
+    if caps is not None:
+        eff = _mask(caps.get("effective", []))
+        sc.capset(eff, _mask(caps.get("permitted", [])), 0)
+    if proc.get("noNewPrivileges"):
+        sc.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+
+    args = proc.get("args") or []
+    if not args:
+        raise InitError("exec", "no command specified")
+
+    # 13. all fds >= 3 closed (the error pipe is O_CLOEXEC and closes at exec)
+    sc.close_fds_except(io.error_fd)
+
+    if cfg.get("HostConfig", {}).get("Init"):
+        tiny_init(sc, args, env, io.error_fd)
+    exec_or_report(sc, args, env)
+
+
+def exec_or_report(sc, args: list[str], env: list[str]) -> None:
+    envd = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    try:
+        sc.execvpe(args[0], args, envd)
+    except FileNotFoundError:
+        if "/" in args[0]:
+            raise InitError("exec", f'exec: "{args[0]}": stat {args[0]}: no such file or directory', 127) from None
+        raise InitError("exec", f'exec: "{args[0]}": executable file not found in $PATH', 127) from None
+    except PermissionError:
+        raise InitError("exec", f'exec: "{args[0]}": permission denied', 126) from None
+    except OSError as e:
+        raise InitError("exec", f'exec: "{args[0]}": {e.strerror.lower()}', 126) from None
+
+
+def tiny_init(sc, args: list[str], env: list[str], error_fd: int) -> None:
+    """--init: stay PID 1, run the command as a child, forward signals, reap every zombie."""
+    child = os.fork()
+    if child == 0:
+        for s in range(1, signal.NSIG):
+            try:
+                signal.signal(s, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+        try:
+            exec_or_report(sc, args, env)
+        except InitError as e:
+            report_error(error_fd, e.stage, str(e), e.code)
+        os._exit(1)
+    os.close(error_fd)
+
+    def forward(sig, _frame):
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            pass
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+              signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT):
+        signal.signal(s, forward)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(128 - code if code < 0 else code)
+
+
+def _capnum(name: str) -> int:
+    return C.NUMBER[name[4:] if name.startswith("CAP_") else name]
+
+
+def _mask(names) -> int:
+    m = 0
+    for n in names:
+        m |= 1 << _capnum(n)
+    return m
+
+
+def _last_cap() -> int:
+    return C.last_cap()
+
+
+def resolve_user(user: dict) -> tuple[int, int, list[int], str]:
+    """uid, gid, supplementary gids and home, from the container's own /etc/passwd and /etc/group."""
+    spec = user.get("username", "")
+    if not spec:
+        return int(user.get("uid", 0)), int(user.get("gid", 0)), [], "/root"
+    name, _, group = spec.partition(":")
+    passwd = _read_db("/etc/passwd")
+    uid = gid = None
+    home = "/"
+    entry = None
+    for f in passwd:
+        if len(f) >= 4 and (f[0] == name or (name.isdigit() and f[2] == name)):
+            entry = f
+            break
+    if entry is not None:
+        uid, gid = int(entry[2]), int(entry[3])
+        home = entry[5] if len(entry) > 5 and entry[5] else "/"
+        uname = entry[0]
+    elif name.isdigit():
+        uid, gid, uname = int(name), 0, None
+    else:
+        raise InitError("user", f"unable to find user {name}: no matching entries in passwd file")
+    groups_db = _read_db("/etc/group")
+    if group:
+        for f in groups_db:
+            if len(f) >= 3 and (f[0] == group or (group.isdigit() and f[2] == group)):
+                gid = int(f[2])
+                break
+        else:
+            if not group.isdigit():
+                raise InitError("user", f"unable to find group {group}: no matching entries in group file")
+            gid = int(group)
+    extra = []
+    if uname:
+        for f in groups_db:
+            if len(f) >= 4 and uname in f[3].split(","):
+                extra.append(int(f[2]))
+    return uid, gid, sorted(set(extra) - {gid}) or ([] if uid else [gid]), home
+
+
+def _read_db(path: str) -> list[list[str]]:
+    try:
+        with open(path, "r", errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+# --- mounts ---------------------------------------------------------------
+
+_FLAG_OPTS = {
+    "ro": (L.MS_RDONLY, True), "rw": (L.MS_RDONLY, False), "nosuid": (L.MS_NOSUID, True),
+    "suid": (L.MS_NOSUID, False), "nodev": (L.MS_NODEV, True), "dev": (L.MS_NODEV, False),
+    "noexec": (L.MS_NOEXEC, True), "exec": (L.MS_NOEXEC, False), "bind": (L.MS_BIND, True),
+    "rbind": (L.MS_BIND | L.MS_REC, True), "relatime": (L.MS_RELATIME, True), "noatime": (L.MS_NOATIME, True),
+}
+_PROPAGATION = {"private", "rprivate", "slave", "rslave", "shared", "rshared"}
+
+
+def parse_options(options: list[str]) -> tuple[int, list[str]]:
+    flags, data = 0, []
+    for o in options:
+        if o in _FLAG_OPTS:
+            bit, on = _FLAG_OPTS[o]
+            flags = flags | bit if on else flags & ~bit
+        elif o in _PROPAGATION or o in ("z", "Z") or o.startswith("nsbox-"):
+            continue
+        else:
+            data.append(o)
+    return flags, data
+
+
+def safe_join(rootfs: str, dest: str) -> str:
+    """Resolve dest inside rootfs, following symlinks as if rootfs were / (no escape)."""
+    parts = [p for p in dest.split("/") if p and p != "."]
+    cur = rootfs
+    depth = 0
+    for i, p in enumerate(parts):
+        if p == "..":
+            if cur != rootfs:
+                cur = os.path.dirname(cur)
+            continue
+        nxt = os.path.join(cur, p)
+        if os.path.islink(nxt) and depth < 40:
+            depth += 1
+            target = os.readlink(nxt)
+            rest = "/".join(parts[i + 1:])
+            base = "" if target.startswith("/") else os.path.relpath(cur, rootfs)
+            return safe_join(rootfs, os.path.join("/", base, target, rest))
+        cur = nxt
+    return cur
+
+
+def do_mount(sc, rootfs: str, m: dict) -> None:
+    dest = safe_join(rootfs, m["destination"])
+    mtype = m.get("type", "bind")
+    options = m.get("options", [])
+    flags, data = parse_options(options)
+    source = m.get("source", mtype)
+    is_bind = bool(flags & L.MS_BIND) or mtype == "bind"
+    if is_bind:
+        flags |= L.MS_BIND
+        if "nsbox-copyup" in options:
+            copy_up(dest, source)
+        if os.path.isdir(source):
+            sc.makedirs(dest)
+        else:
+            sc.touch(dest)
+        sc.mount(source, dest, None, L.MS_BIND | (flags & L.MS_REC))
+        # MS_BIND|MS_RDONLY in one call is silently read-write: remount the bind
+        rest = flags & (L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+        if rest:
+            sc.mount(None, dest, None, L.MS_BIND | L.MS_REMOUNT | rest)
+            if flags & L.MS_RDONLY and flags & L.MS_REC:
+                sc.mount_setattr_rdonly(dest, True)
+    else:
+        sc.makedirs(dest)
+        sc.mount(source, dest, mtype, flags, ",".join(data) or None)
+    for o in options:
+        if o in _PROPAGATION:
+            p = {"private": L.MS_PRIVATE, "slave": L.MS_SLAVE, "shared": L.MS_SHARED}[o.lstrip("r")]
+            sc.mount(None, dest, None, p | (L.MS_REC if o.startswith("r") else 0))
+
+
+def copy_up(dest: str, volume_dir: str) -> None:
+    """A fresh named volume takes the image's content at its mount point, as docker does."""
+    if not os.path.isdir(dest) or os.listdir(volume_dir):
+        return
+    import shutil
+    for entry in os.listdir(dest):
+        s, d = os.path.join(dest, entry), os.path.join(volume_dir, entry)
+        if os.path.isdir(s) and not os.path.islink(s):
+            shutil.copytree(s, d, symlinks=True)
+        else:
+            shutil.copy2(s, d, follow_symlinks=False)
+    st = os.stat(dest)
+    os.chown(volume_dir, st.st_uid, st.st_gid)
+    os.chmod(volume_dir, stat.S_IMODE(st.st_mode))
+
+
+def populate_dev(sc, rootfs: str, devices: list | None) -> None:
+    dev = os.path.join(rootfs, "dev")
+    old = os.umask(0)
+    try:
+        for path, kind, major, minor, mode in DEVICES:
+            sc.mknod(os.path.join(rootfs, path.lstrip("/")), mode | stat.S_IFCHR, os.makedev(major, minor))
+        for d in devices or []:
+            t = stat.S_IFBLK if d["type"] == "b" else stat.S_IFCHR
+            sc.mknod(os.path.join(rootfs, d["path"].lstrip("/")), (d.get("fileMode") or 0o660) | t,
+                     os.makedev(d["major"], d["minor"]))
+    finally:
+        os.umask(old)
+    for src, name in (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
+                      ("/proc/self/fd/2", "stderr"), ("pts/ptmx", "ptmx")):
+        sc.symlink(src, os.path.join(dev, name))
+    if os.path.exists("/proc/kcore"):
+        sc.symlink("/proc/kcore", os.path.join(dev, "core"))
+
+
+def readonly_path(sc, path: str) -> None:
+    if not os.path.exists(path):
+        return
+    sc.mount(path, path, None, L.MS_BIND | L.MS_REC)
+    sc.mount(None, path, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+
+
+def mask_path(sc, path: str) -> None:
+    if not os.path.exists(path):
+        return
+    if os.path.isdir(path):
+        sc.mount("tmpfs", path, "tmpfs", L.MS_RDONLY, None)
+    else:
+        sc.mount("/dev/null", path, None, L.MS_BIND)
+
+
+def setup_console(sc, console_sock: int, size: dict | None) -> None:
+    """Open the pty from the container's own devpts and send the master to the monitor."""
+    master, slave = sc.openpty()
+    if size:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", int(size.get("height", 24)), int(size.get("width", 80)), 0, 0))
+    socket.send_fds(socket.socket(fileno=console_sock), [b"m"], [master])
+    os.close(master)
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)

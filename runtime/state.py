@@ -1,0 +1,109 @@
+"""A container's record on disk: its config (what it is) and its state (what it is doing).
+
+config.json is written once at create (and on rename); state.json changes with the lifecycle
+and is always replaced atomically under the container's lock.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+from nsbox.runtime.fsutil import ZERO_TIME, locked, read_json, write_json
+from nsbox.runtime.paths import Paths
+
+# docker's states
+CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD = (
+    "created", "running", "paused", "restarting", "removing", "exited", "dead")
+
+
+@dataclass
+class ContainerState:
+    Status: str = CREATED
+    Pid: int = 0
+    PidStart: int = 0          # /proc/PID/stat starttime: tells our PID 1 from a recycled pid
+    MonitorPid: int = 0
+    MonitorStart: int = 0
+    ExitCode: int = 0
+    Error: str = ""
+    OOMKilled: bool = False
+    StartedAt: str = ZERO_TIME
+    FinishedAt: str = ZERO_TIME
+    RestartCount: int = 0
+    ManuallyStopped: bool = False
+    NetNS: str = ""            # netns file when nsbox made one
+    Network: dict = field(default_factory=dict)   # NetworkStatus as a dict (network/)
+
+    @property
+    def running(self) -> bool:
+        return self.Status in (RUNNING, PAUSED, RESTARTING)
+
+
+def proc_starttime(pid: int) -> int:
+    """Field 22 of /proc/PID/stat, or 0 when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    # the command name may contain spaces and parens: split after the last ')'
+    rest = data[data.rindex(b")") + 2:].split()
+    if rest[0] == b"Z":
+        return 0  # a zombie is as good as gone
+    return int(rest[19])
+
+
+def alive(pid: int, start: int) -> bool:
+    return pid > 0 and start > 0 and proc_starttime(pid) == start
+
+
+class ContainerRecord:
+    """Paths and load/save for one container."""
+
+    def __init__(self, paths: Paths, cid: str):
+        self.paths = paths
+        self.id = cid
+        self.dir = paths.container_dir(cid)
+        self.run_dir = paths.run_dir(cid)
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.dir, "config.json")
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.dir, "state.json")
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.dir, "lock")
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.dir, f"{self.id}-json.log")
+
+    @property
+    def attach_path(self) -> str:
+        return os.path.join(self.run_dir, "attach.sock")
+
+    def exists(self) -> bool:
+        return os.path.exists(self.config_path)
+
+    def config(self) -> dict:
+        return read_json(self.config_path)
+
+    def save_config(self, cfg: dict) -> None:
+        write_json(self.config_path, cfg)
+
+    def lock(self):
+        return locked(self.lock_path)
+
+    def load_state(self) -> ContainerState:
+        try:
+            data = read_json(self.state_path)
+        except FileNotFoundError:
+            return ContainerState()
+        known = ContainerState.__dataclass_fields__
+        return ContainerState(**{k: v for k, v in data.items() if k in known})
+
+    def save_state(self, st: ContainerState) -> None:
+        write_json(self.state_path, asdict(st))
