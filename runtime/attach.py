@@ -6,6 +6,8 @@ after the monitor has finished its cleanup (so `run --rm` returns after the remo
 """
 from __future__ import annotations
 
+import os
+import socket
 import struct
 
 STDIN, STDOUT, STDERR, EXIT, RESIZE, STDIN_EOF, DETACH = range(7)
@@ -31,3 +33,20 @@ class FrameReader:
             payload = bytes(self.buf[_HDR.size:_HDR.size + n])
             del self.buf[:_HDR.size + n]
             yield kind, payload
+
+
+def _short(path: str, fn) -> None:
+    """AF_UNIX paths are capped at 108 bytes; go through a directory fd so deep roots work."""
+    d = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+    try:
+        fn(f"/proc/self/fd/{d}/{os.path.basename(path)}")
+    finally:
+        os.close(d)
+
+
+def bind(sock: socket.socket, path: str) -> None:
+    _short(path, sock.bind)
+
+
+def connect(sock: socket.socket, path: str) -> None:
+    _short(path, sock.connect)

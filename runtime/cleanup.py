@@ -113,3 +113,21 @@ def reconcile(paths: Paths, rec: ContainerRecord) -> S.ContainerState:
         pass
     teardown(paths, rec, cfg)
     return rec.load_state() if rec.exists() else st
+
+
+def purge_root(paths: Paths) -> None:
+    """Remove what a whole state root holds in the kernel: network objects and the cgroup parent.
+
+    For test runs and `nsbox system reset`; containers must already be removed.
+    """
+    try:
+        from nsbox.runtime.netglue import purge
+        purge(paths)
+    except ImportError:
+        pass
+    from nsbox.runtime.cgroups import get_driver
+    drv = get_driver()
+    try:
+        drv.open(paths.cgroup_parent).destroy()
+    except Exception:
+        pass

@@ -13,7 +13,7 @@ from nsbox.runtime import attach as A
 
 def connect(path: str) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    s.connect(path)
+    A.connect(s, path)
     return s
 
 

@@ -116,7 +116,7 @@ def build_container(engine, req: G.ContainerRequest) -> tuple[ContainerRecord, l
             },
             "HostConfig": {
                 "Binds": [v for v in req.volumes], "AutoRemove": req.auto_remove,
-                "RestartPolicy": restart, "NetworkMode": "default" if network == "bridge" and False else network,
+                "RestartPolicy": restart, "NetworkMode": network,
                 "PortBindings": {}, "PublishAllPorts": req.publish_all, "Privileged": req.privileged,
                 "CapAdd": req.cap_add or None, "CapDrop": req.cap_drop or None, "ReadonlyRootfs": req.read_only,
                 "Tmpfs": {t["destination"]: ",".join(t["options"][3:]) for t in tmpfs} or None,
@@ -124,6 +124,8 @@ def build_container(engine, req: G.ContainerRequest) -> tuple[ContainerRecord, l
                 "LogConfig": {"Type": "json-file", "Config": log_opts}, "Sysctls": sysctls or None,
                 "OomScoreAdj": req.oom_score_adj or 0, "Resources": req.resources,
             },
+            "NetworkingConfig": {"EndpointsConfig": {network: {
+                "Aliases": req.network_aliases, "IPAMConfig": {"IPv4Address": req.ip} if req.ip else None}}},
             "NetworkRequest": {"network": network, "aliases": req.network_aliases, "ip": req.ip,
                                "publish": req.publish, "publish_all": req.publish_all,
                                "dns": req.dns, "add_hosts": req.add_hosts},
@@ -270,15 +272,10 @@ def write_hosts(paths: Paths, rec: ContainerRecord, cfg: dict, status: dict) -> 
     if ip:
         aliases = [hostname] + [a for a in cfg.get("NetworkRequest", {}).get("aliases", []) if a != hostname]
         body += f"{ip}\t{' '.join(aliases)}\n"
-        if status:
-            try:
-                from nsbox.runtime.netglue import hosts_entries
-                for peer_ip, names in hosts_entries(paths, rec.id):
-                    body += f"{peer_ip}\t{' '.join(names)}\n"
-            except ImportError:
-                pass
-    elif mode != "host":
-        body += f"127.0.1.1\t{hostname}\n" if mode == "none" else ""
+        from nsbox.runtime.netglue import hosts_entries, render_hosts
+        body = render_hosts(body, hosts_entries(paths, rec.id))
+    elif mode == "none":
+        body += f"127.0.1.1\t{hostname}\n"
     path = os.path.join(rec.dir, "hosts")
     # in place: a running container has this very inode bind-mounted
     with open(path, "a+") as f:

@@ -92,7 +92,7 @@ class Monitor:
         except FileNotFoundError:
             pass
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        s.bind(path)
+        A.bind(s, path)
         os.chmod(path, 0o600)
         s.listen(16)
         s.setblocking(False)
@@ -108,6 +108,11 @@ class Monitor:
         self.log = JsonFileWriter(self.rec.log_path, max_size, int(opts.get("max-file", 1)))
 
     def make_cgroup(self):
+        # re-read: `nsbox update` may have changed the limits since this monitor started
+        try:
+            self.cfg["Spec"]["linux"]["resources"] = self.rec.config()["Spec"]["linux"].get("resources") or {}
+        except (OSError, ValueError, KeyError):
+            pass
         res = self.cfg["Spec"]["linux"].get("resources") or {}
         path = self.cfg["Spec"]["linux"]["cgroupsPath"]
         from nsbox.runtime.cgroups import Resources, get_driver
@@ -423,6 +428,10 @@ class Monitor:
             pass
 
     def should_restart(self, st: S.ContainerState, ran_for: float, failures: int) -> bool:
+        try:  # re-read: `nsbox update --restart` may have changed the policy while we ran
+            self.cfg.setdefault("HostConfig", {})["RestartPolicy"] = self.rec.config()["HostConfig"]["RestartPolicy"]
+        except (OSError, ValueError, KeyError):
+            pass
         pol = self.cfg.get("HostConfig", {}).get("RestartPolicy", {})
         name = pol.get("Name", "")
         if st.ManuallyStopped or not name or name == "no" or self.cfg.get("HostConfig", {}).get("AutoRemove"):

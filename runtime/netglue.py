@@ -1,7 +1,7 @@
 """The runtime's one door into network/: container config in, NetworkStatus dict out.
 
-Imported only when a container uses a bridge network, so `--network none` never loads
-pyroute2.
+Imported only when a container uses a bridge network (or at create, for parsing -p, which
+loads no pyroute2), so `--network none` never pays for netlink code.
 """
 from __future__ import annotations
 
@@ -9,22 +9,44 @@ from nsbox.runtime.paths import Paths
 
 
 def validate_request(paths: Paths, cfg: dict) -> dict:
-    """Parse -p/-P at create time (errors become exit 125 before anything exists)."""
-    return {}
+    """Parse -p at create time (errors become exit 125 before anything exists)."""
+    from nsbox.network.container import port_bindings
+    from nsbox.network.config import network_mode
+    network_mode(cfg["HostConfig"].get("NetworkMode") or "bridge")
+    return port_bindings(cfg["NetworkRequest"]["publish"])
 
 
 def network_exists(paths: Paths, name: str) -> bool:
-    return False
+    from nsbox.network.config import get_network
+    from nsbox.runtime.errors import NotFound
+    try:
+        get_network(paths, name)
+        return True
+    except NotFound:
+        return False
 
 
 def setup_container(paths: Paths, cid: str, cfg: dict) -> tuple[str, dict]:
-    from nsbox.runtime.errors import NsboxError
-    raise NsboxError("bridge networking is not available yet; use --network none or host")
+    from nsbox.network.container import setup_container as setup
+    return setup(paths, cid, cfg)
 
 
 def teardown(paths: Paths, cid: str, status: dict) -> None:
-    return None
+    from nsbox.network.container import teardown as down
+    down(paths, cid, status or None)
 
 
 def hosts_entries(paths: Paths, cid: str) -> list[tuple[str, list[str]]]:
-    return []
+    from nsbox.network.hosts import hosts_entries as entries
+    return entries(paths, cid)
+
+
+def render_hosts(base: str, entries: list[tuple[str, list[str]]]) -> str:
+    from nsbox.network.hosts import render
+    return render(base, entries)
+
+
+def purge(paths: Paths) -> None:
+    """Remove every network object of this state root (tests)."""
+    from nsbox.network.api import purge as net_purge
+    net_purge(paths)

@@ -1,0 +1,163 @@
+"""Shared fixtures: every test run gets its own state root, and nothing may outlive the run.
+
+* NSBOX_ROOT / NSBOX_RUNROOT point into a per-run temp dir, so tests never touch a user's
+  containers (and the cgroup parent, derived from the root, is unique too).
+* `nsbox(...)` runs the real CLI as a subprocess, the way a user does.
+* After each test its containers are force-removed; at the end of the run the leak check fails
+  the run if mounts, netns files, links, cgroups, nft tables or processes made by it remain.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+NSBOX_BIN = os.path.join(os.path.dirname(sys.executable), "nsbox")
+
+
+def _snapshot(root: str, cgroup_parent: str) -> dict:
+    mounts = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            mounts.add((parts[4], line.split(" - ")[1].split()[0]))
+    links = set()
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        links.add(line.split(": ")[1].split("@")[0])
+    netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    nft = set()
+    if shutil.which("nft"):
+        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        nft = {line.strip() for line in out.splitlines() if line.strip()}
+    cgroups = set()
+    for base in ("/sys/fs/cgroup", *(f"/sys/fs/cgroup/{c}" for c in os.listdir("/sys/fs/cgroup"))):
+        p = os.path.join(base, cgroup_parent)
+        if os.path.isdir(p):
+            for dirpath, dirnames, _ in os.walk(p):
+                cgroups.add(dirpath)
+    procs = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if root in cmd:
+            procs.add(f"{pid}: {cmd[:120]}")
+    return {"mounts": mounts, "links": links, "netns": netns, "nft": nft, "cgroups": cgroups, "procs": procs}
+
+
+@pytest.fixture(scope="session")
+def nsbox_env(tmp_path_factory):
+    base = tempfile.mkdtemp(prefix="nsbox-test-", dir="/var/tmp")
+    root, runroot = os.path.join(base, "root"), os.path.join(base, "run")
+    env = dict(os.environ, NSBOX_ROOT=root, NSBOX_RUNROOT=runroot)
+    env.pop("NSBOX_DEBUG", None)
+    from nsbox.runtime.paths import Paths
+    paths = Paths(root, runroot)
+    # a bridge and subnet of this run's own, so it never meets a user's nsbox0 or another run
+    from nsbox.network.config import write_settings
+    tag = os.path.basename(base)[-6:].lower()
+    write_settings(paths, bridge=f"nsbt{tag}", subnet=_free_subnet())
+    before = _snapshot(root, paths.cgroup_parent)
+    yield {"env": env, "root": root, "runroot": runroot, "paths": paths, "base": base}
+    # the whole run's teardown: remove what is left, then look for leaks
+    _remove_all(env)
+    from nsbox.runtime.cleanup import purge_root
+    purge_root(paths)
+    deadline = time.monotonic() + 10
+    while True:
+        after = _snapshot(root, paths.cgroup_parent)
+        leaks = {k: sorted(str(x) for x in after[k] - before[k]) for k in after if after[k] - before[k]}
+        if not leaks or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    shutil.rmtree(base, ignore_errors=True)
+    if leaks:
+        pytest.fail("the test run leaked kernel objects or processes:\n" + json.dumps(leaks, indent=1))
+
+
+def _remove_all(env: dict) -> None:
+    ids = subprocess.run([NSBOX_BIN, "ps", "-aq", "--no-trunc"], env=env, capture_output=True, text=True).stdout.split()
+    if ids:
+        subprocess.run([NSBOX_BIN, "rm", "-f", *ids], env=env, capture_output=True, text=True, timeout=120)
+    pods = subprocess.run([NSBOX_BIN, "pod", "ps", "-q"], env=env, capture_output=True, text=True)
+    if pods.returncode == 0 and pods.stdout.split():
+        subprocess.run([NSBOX_BIN, "pod", "rm", "-f", *pods.stdout.split()], env=env, capture_output=True,
+                       text=True, timeout=120)
+
+
+def _free_subnet() -> str:
+    """A 10.x.y.0/24 that no host route overlaps."""
+    import ipaddress
+    import random
+    out = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True).stdout
+    taken = []
+    for line in out.split("\n"):
+        word = line.split(" ")[0] if line else ""
+        if word and word[0].isdigit():
+            try:
+                taken.append(ipaddress.ip_network(word, strict=False))
+            except ValueError:
+                pass
+    rnd = random.Random(os.getpid())
+    for _ in range(1000):
+        net = ipaddress.ip_network(f"10.{rnd.randrange(200, 250)}.{rnd.randrange(0, 255)}.0/24")
+        if not any(net.overlaps(t) for t in taken):
+            return str(net)
+    raise RuntimeError("no free subnet for the test bridge")
+
+
+class Nsbox:
+    def __init__(self, env: dict):
+        self.env = env
+        self.root = env["NSBOX_ROOT"]
+        self.runroot = env["NSBOX_RUNROOT"]
+
+    def __call__(self, *args, input=None, timeout=120, check=False, env=None) -> subprocess.CompletedProcess:
+        r = subprocess.run([NSBOX_BIN, *map(str, args)], env={**self.env, **(env or {})}, input=input,
+                           capture_output=True, text=isinstance(input, str) or input is None, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"nsbox {' '.join(map(str, args))} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def ok(self, *args, **kw) -> str:
+        return self(*args, check=True, **kw).stdout
+
+    def inspect(self, ref: str) -> dict:
+        return json.loads(self.ok("inspect", ref))[0]
+
+    def popen(self, *args, **kw) -> subprocess.Popen:
+        return subprocess.Popen([NSBOX_BIN, *map(str, args)], env=self.env, **kw)
+
+
+@pytest.fixture
+def nsbox(nsbox_env):
+    n = Nsbox(nsbox_env["env"])
+    yield n
+    _remove_all(nsbox_env["env"])
+
+
+@pytest.fixture
+def paths(nsbox_env):
+    return nsbox_env["paths"]
+
+
+def wait_for(pred, timeout: float = 20.0, step: float = 0.05):
+    """Poll until pred() is truthy (for state changes, never as a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()

@@ -1,0 +1,116 @@
+"""States and transitions: created -> running <-> paused, running -> exited, removal."""
+import pytest
+
+from conftest import wait_for
+
+pytestmark = pytest.mark.vm
+NONE = ("--network", "none")
+
+
+def state(nsbox, ref):
+    return nsbox.inspect(ref)["State"]
+
+
+def test_full_lifecycle(nsbox):
+    cid = nsbox.ok("create", "--name", "lc", *NONE, "busybox", "sleep", "300").strip()
+    assert state(nsbox, cid)["Status"] == "created"
+    assert nsbox.ok("start", "lc").strip() == "lc"
+    st = state(nsbox, cid)
+    assert st["Status"] == "running" and st["Pid"] > 0
+    nsbox.ok("pause", "lc")
+    assert state(nsbox, cid)["Status"] == "paused"
+    r = nsbox("pause", "lc")
+    assert r.returncode == 1 and "already paused" in r.stderr
+    r = nsbox("exec", "lc", "true")
+    assert r.returncode == 125 and "paused" in r.stderr
+    nsbox.ok("unpause", "lc")
+    assert state(nsbox, cid)["Status"] == "running"
+    r = nsbox("rm", "lc")
+    assert r.returncode == 1 and "stop the container before removing" in r.stderr
+    nsbox.ok("stop", "-t", "1", "lc")
+    st = state(nsbox, cid)
+    assert st["Status"] == "exited" and st["ExitCode"] == 137 and st["Pid"] == 0
+    r = nsbox("unpause", "lc")
+    assert r.returncode == 1
+    nsbox.ok("restart", "-t", "1", "lc")
+    assert state(nsbox, cid)["Status"] == "running"
+    nsbox.ok("rm", "-f", "lc")
+    assert nsbox("inspect", "lc").returncode == 1
+
+
+def test_stop_uses_stop_signal_and_timeout(nsbox):
+    # a shell that exits 0 on USR1: stop with that signal must not need SIGKILL
+    cid = nsbox.ok("run", "-d", *NONE, "--stop-signal", "USR1", "busybox", "sh", "-c",
+                   "trap 'exit 0' USR1; while true; do sleep 0.1; done").strip()
+    nsbox.ok("stop", cid)
+    assert state(nsbox, cid)["ExitCode"] == 0
+
+
+def test_stop_of_stopped_is_ok_and_kill_of_stopped_fails(nsbox):
+    cid = nsbox.ok("create", *NONE, "busybox", "true").strip()
+    assert nsbox("stop", cid).returncode == 0
+    r = nsbox("kill", cid)
+    assert r.returncode == 1 and "is not running" in r.stderr
+
+
+def test_rm_force_kills_at_once(nsbox):
+    cid = nsbox.ok("run", "-d", *NONE, "busybox", "sleep", "300").strip()
+    nsbox.ok("rm", "-f", cid)
+    assert nsbox.ok("ps", "-aq") == ""
+
+
+def test_wait_prints_exit_code(nsbox):
+    cid = nsbox.ok("run", "-d", *NONE, "busybox", "sh", "-c", "sleep 0.3; exit 4").strip()
+    assert nsbox.ok("wait", cid).strip() == "4"
+
+
+def test_rename(nsbox):
+    nsbox.ok("create", "--name", "old", *NONE, "busybox", "true")
+    nsbox.ok("create", "--name", "taken", *NONE, "busybox", "true")
+    assert nsbox("rename", "old", "taken").returncode == 125
+    nsbox.ok("rename", "old", "new")
+    assert nsbox.inspect("new")["Name"] == "/new"
+    assert nsbox("inspect", "old").returncode == 1
+    nsbox.ok("create", "--name", "old", *NONE, "busybox", "true")  # the old name is free again
+
+
+def test_name_in_use_is_125_and_leaves_nothing(nsbox):
+    nsbox.ok("create", "--name", "dup", *NONE, "busybox", "true")
+    r = nsbox("create", "--name", "dup", *NONE, "busybox", "true")
+    assert r.returncode == 125 and "already in use" in r.stderr
+    assert len(nsbox.ok("ps", "-aq").split()) == 1
+
+
+def test_ps_filters_and_format(nsbox):
+    nsbox.ok("run", "-d", "--name", "up1", "-l", "k=v", *NONE, "busybox", "sleep", "300")
+    nsbox.ok("create", "--name", "made", *NONE, "busybox", "true")
+    assert nsbox.ok("ps", "--format", "{{.Names}}").split() == ["up1"]
+    assert sorted(nsbox.ok("ps", "-a", "--format", "{{.Names}} {{.State}}").splitlines()) == [
+        "made created", "up1 running"]
+    assert nsbox.ok("ps", "-a", "--filter", "label=k=v", "--format", "{{.Names}}").split() == ["up1"]
+    assert nsbox.ok("ps", "-a", "-f", "status=created", "-q") .strip() != ""
+    lines = nsbox.ok("ps", "-a").splitlines()
+    assert lines[0].split()[:2] == ["CONTAINER", "ID"] and len(lines) == 3
+    import json
+    rows = [json.loads(line) for line in nsbox.ok("ps", "-a", "--format", "json").splitlines()]
+    assert {r["Names"] for r in rows} == {"up1", "made"}
+    assert nsbox("ps", "--filter", "bogus").returncode == 125
+
+
+def test_container_prune(nsbox):
+    nsbox.ok("run", "-d", "--name", "keep", *NONE, "busybox", "sleep", "300")
+    nsbox.ok("create", "--name", "gone", *NONE, "busybox", "true")
+    out = nsbox.ok("container", "prune", "-f")
+    assert "Deleted Containers" in out
+    assert nsbox.ok("ps", "-a", "--format", "{{.Names}}").split() == ["keep"]
+
+
+def test_top(nsbox):
+    nsbox.ok("run", "-d", "--name", "t", *NONE, "busybox", "sleep", "300")
+    out = nsbox.ok("top", "t")
+    assert "PID" in out.splitlines()[0] and "sleep 300" in out
+
+
+def test_port_is_empty_without_network(nsbox):
+    nsbox.ok("run", "-d", "--name", "p", *NONE, "busybox", "sleep", "300")
+    assert nsbox.ok("port", "p") == ""
