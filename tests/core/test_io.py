@@ -1,0 +1,107 @@
+"""TTYs, logs (with and without a tty, rotation), attach."""
+import json
+import os
+import pty
+import select
+import subprocess
+import time
+
+import pytest
+
+from conftest import NSBOX_BIN, wait_for
+
+pytestmark = pytest.mark.vm
+NONE = ("--network", "none")
+
+
+def run_in_pty(env, args, rows=33, cols=97, timeout=30, send=b""):
+    """Run nsbox on a real pty of a given size; returns (exit code, output)."""
+    import fcntl
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    p = subprocess.Popen([NSBOX_BIN, *args], stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+                         start_new_session=True)
+    os.close(slave)
+    out = b""
+    if send:
+        time.sleep(0.5)
+        os.write(master, send)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            out += data
+        elif p.poll() is not None:
+            break
+    p.wait(timeout=timeout)
+    os.close(master)
+    return p.returncode, out.decode(errors="replace")
+
+
+def test_run_t_sees_a_tty_of_the_right_size(nsbox):
+    code, out = run_in_pty(nsbox.env, ["run", "--rm", "-t", *NONE, "busybox", "sh", "-c", "tty; stty size"])
+    assert code == 0, out
+    assert "/dev/pts/0" in out and "33 97" in out
+
+
+def test_run_it_interactive_shell(nsbox):
+    code, out = run_in_pty(nsbox.env, ["run", "--rm", "-it", *NONE, "busybox", "sh"],
+                           send=b"echo $((6*7))\rexit 5\r")
+    assert "42" in out and code == 5
+
+
+def test_exec_t(nsbox):
+    nsbox.ok("run", "-d", "--name", "tt", *NONE, "busybox", "sleep", "300")
+    code, out = run_in_pty(nsbox.env, ["exec", "-t", "tt", "sh", "-c", "tty; stty size"], rows=21, cols=55)
+    assert code == 0 and "/dev/pts/" in out and "21 55" in out
+
+
+def test_logs_streams_and_options(nsbox):
+    cid = nsbox.ok("run", "-d", *NONE, "busybox", "sh", "-c", "echo one; echo two >&2; echo three").strip()
+    nsbox.ok("wait", cid)
+    r = nsbox("logs", cid)
+    assert r.stdout == "one\nthree\n" and r.stderr == "two\n"
+    assert nsbox("logs", "--tail", "1", cid).stdout in ("three\n", "")
+    r = nsbox("logs", "-t", cid)
+    assert r.stdout.split()[0].startswith("20") and r.stdout.split()[0].endswith("Z")
+    assert nsbox("logs", "--since", "1h", cid).stdout == "one\nthree\n"
+    assert nsbox("logs", "--until", "1h", cid).stdout == ""
+    assert nsbox("logs", "--tail", "x", cid).returncode == 125
+
+
+def test_logs_with_tty_merge_streams(nsbox):
+    cid = nsbox.ok("run", "-d", "-t", *NONE, "busybox", "sh", "-c", "echo out; echo err >&2").strip()
+    nsbox.ok("wait", cid)
+    r = nsbox("logs", cid, input=b"")  # bytes: keep the tty's \r\n as it was written
+    assert b"out\r\n" in r.stdout and b"err\r\n" in r.stdout and r.stderr == b""
+
+
+def test_logs_follow_ends_with_container(nsbox):
+    cid = nsbox.ok("run", "-d", *NONE, "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done").strip()
+    r = nsbox("logs", "-f", cid, timeout=30)
+    assert r.stdout == "1\n2\n3\n"
+
+
+def test_log_rotation(nsbox):
+    cid = nsbox.ok("run", "-d", *NONE, "--log-opt", "max-size=2k", "--log-opt", "max-file=3", "busybox", "sh", "-c",
+                   "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done").strip()
+    nsbox.ok("wait", cid)
+    log = nsbox.inspect(cid)["LogPath"]
+    assert os.path.exists(log + ".1") and os.path.exists(log + ".2") and not os.path.exists(log + ".3")
+    assert os.path.getsize(log) <= 2048
+    lines = nsbox.ok("logs", cid).split()
+    assert lines[-1] == "line-199" and lines == [f"line-{i}" for i in range(200 - len(lines), 200)]
+
+
+def test_attach_to_running(nsbox):
+    cid = nsbox.ok("run", "-d", *NONE, "busybox", "sh", "-c", "sleep 1; echo late; exit 6").strip()
+    r = nsbox("attach", cid)
+    assert "late" in r.stdout and r.returncode == 6

@@ -1,0 +1,86 @@
+"""Isolation and security defaults, checked from inside real containers."""
+import os
+
+import pytest
+
+pytestmark = pytest.mark.vm
+NONE = ("--network", "none")
+
+
+def run(nsbox, *args):
+    return nsbox("run", "--rm", *NONE, *args)
+
+
+def test_namespaces_are_new(nsbox):
+    r = run(nsbox, "busybox", "sh", "-c", "for n in pid mnt uts ipc net; do readlink /proc/1/ns/$n; done; echo $$")
+    inside = r.stdout.split()
+    host = [os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "mnt", "uts", "ipc", "net")]
+    for a, b in zip(inside[:5], host):
+        assert a != b
+    assert inside[5] == "1"
+
+
+def test_default_capabilities(nsbox):
+    r = run(nsbox, "busybox", "grep", "Cap", "/proc/1/status")
+    caps = dict(line.split(":\t") for line in r.stdout.splitlines())
+    assert caps["CapEff"] == "00000000a80425fb" == caps["CapBnd"]  # docker's default set
+    assert caps["CapInh"] == "0000000000000000"
+    r = run(nsbox, "--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN", "busybox", "grep", "CapEff", "/proc/1/status")
+    eff = int(r.stdout.split()[1], 16)
+    assert eff & (1 << 12) and not eff & 1
+    r = run(nsbox, "-u", "1000", "busybox", "grep", "CapEff", "/proc/1/status")
+    assert r.stdout.split()[1] == "0000000000000000"
+
+
+def test_no_new_privs(nsbox):
+    r = run(nsbox, "busybox", "grep", "NoNewPrivs", "/proc/1/status")
+    assert r.stdout.split()[1] == "1"
+
+
+def test_masked_and_readonly_paths(nsbox):
+    r = run(nsbox, "busybox", "sh", "-c",
+            "cat /proc/keys | wc -c; cat /proc/timer_list | wc -c; ls /sys/firmware | wc -l;"
+            "echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-ro;"
+            "touch /sys/x 2>/dev/null && echo sysfs-writable || echo sysfs-ro")
+    assert r.stdout.split() == ["0", "0", "0", "sys-ro", "sysfs-ro"], r.stdout
+
+
+def test_mount_denied_and_block_mknod_denied(nsbox):
+    r = run(nsbox, "busybox", "sh", "-c",
+            "mount -t tmpfs t /mnt 2>&1; echo rc=$?; mknod /tmp/disk b 254 0 2>&1; echo rc=$?;"
+            "mknod /tmp/n c 1 3 && echo charok")
+    out = r.stdout
+    assert "rc=0" not in out.split("\n")[1] if False else out.count("rc=0") == 0, out
+    assert "charok" in out
+
+
+def test_dev_contents(nsbox):
+    r = run(nsbox, "busybox", "sh", "-c", "ls /dev; ls -l /dev/fd /dev/ptmx; mount | grep -E ' /dev/(pts|shm|mqueue) '")
+    for name in ("null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "stdin", "stdout", "stderr"):
+        assert name in r.stdout
+    assert "-> /proc/self/fd" in r.stdout and "-> pts/ptmx" in r.stdout
+    r = run(nsbox, "busybox", "sh", "-c", "echo x > /dev/null && head -c 4 /dev/zero | wc -c")
+    assert r.stdout.strip() == "4"
+
+
+def test_fds_closed_and_proc_readonly_sysctl(nsbox):
+    r = run(nsbox, "busybox", "sh", "-c", "ls /proc/1/fd; true")  # sh stays PID 1
+    assert sorted(r.stdout.split()) == ["0", "1", "2"]
+
+
+def test_root_is_pivoted_and_private(nsbox):
+    r = run(nsbox, "busybox", "sh", "-c", "cat /proc/1/mountinfo | head -1; ls /")
+    first = r.stdout.splitlines()[0]
+    assert " / / " in first and "overlay" in first
+    assert "shared:" not in r.stdout
+
+
+def test_privileged_gets_everything(nsbox):
+    r = run(nsbox, "--privileged", "busybox", "sh", "-c", "grep CapEff /proc/1/status; cat /proc/keys >/dev/null && echo keys")
+    assert int(r.stdout.split()[1], 16) > 0xa80425fb
+
+
+def test_etc_files_are_managed(nsbox):
+    r = run(nsbox, "--hostname", "hh", "--add-host", "db:10.1.2.3", "--dns", "127.0.0.53", "busybox", "sh", "-c",
+            "cat /etc/hostname /etc/hosts /etc/resolv.conf")
+    assert "hh" in r.stdout and "10.1.2.3\tdb" in r.stdout and "nameserver 127.0.0.53" in r.stdout
