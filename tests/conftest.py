@@ -17,6 +17,12 @@ import tempfile
 import time
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# CI and this 2-core machine are shared and loaded: no per-example deadline, no slow-data health check
+settings.register_profile("nsbox", deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                            HealthCheck.function_scoped_fixture])
+settings.load_profile("nsbox")
 
 NSBOX_BIN = os.path.join(os.path.dirname(sys.executable), "nsbox")
 
