@@ -12,9 +12,21 @@ from nsbox.runtime.paths import Paths
 from nsbox.runtime.state import ContainerRecord
 
 
-def release_network(paths: Paths, rec: ContainerRecord) -> None:
+def uses_nsbox_network(cfg: dict) -> bool:
+    """bridge or a user network: nsbox made a netns, addresses and maybe DNAT rules for it."""
+    mode = cfg.get("HostConfig", {}).get("NetworkMode", "bridge")
+    return not (mode in ("host", "none") or mode.startswith("container:") or cfg.get("Pod"))
+
+
+def release_network(paths: Paths, rec: ContainerRecord, cfg: dict | None = None) -> None:
     st = rec.load_state()
-    if not st.NetNS and not st.Network:
+    if cfg is None:
+        try:
+            cfg = rec.config()
+        except (OSError, ValueError):
+            cfg = {}
+    # no record is no proof: a CLI killed mid-setup leaves objects the state never heard of
+    if not st.NetNS and not st.Network and not uses_nsbox_network(cfg):
         return
     # lazy: only bridge containers ever reach this import
     from nsbox.runtime.netglue import teardown
@@ -42,7 +54,7 @@ def release_cgroup(cfg: dict) -> None:
 
 def teardown(paths: Paths, rec: ContainerRecord, cfg: dict) -> None:
     """After the final exit: network, cgroup, and --rm."""
-    release_network(paths, rec)
+    release_network(paths, rec, cfg)
     release_cgroup(cfg)
     if cfg.get("HostConfig", {}).get("AutoRemove"):
         remove(paths, rec, cfg, volumes=True)
@@ -54,7 +66,7 @@ def remove(paths: Paths, rec: ContainerRecord, cfg: dict, volumes: bool = False)
         st = rec.load_state()
         st.Status = S.REMOVING
         rec.save_state(st)
-    release_network(paths, rec)
+    release_network(paths, rec, cfg)
     release_cgroup(cfg)
     try:
         from nsbox.image.store import ImageStore

@@ -161,7 +161,8 @@ def _resources(flags: dict, privileged: bool) -> tuple[dict, list[str]]:
     # always: the device allowlist is part of the resources, flags or not
     from nsbox.runtime.units import resources_from_flags
     res, warnings = resources_from_flags(**flags, privileged=privileged)
-    return res.to_dict(), list(warnings)
+    from nsbox.runtime.resources_ops import predict_warnings  # knobs this host cannot honour
+    return res.to_dict(), list(warnings) + predict_warnings(res)
 
 
 def _namespaces(network: str, other: ContainerRecord | None, pod) -> list[dict]:

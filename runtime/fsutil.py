@@ -8,22 +8,27 @@ import time
 from contextlib import contextmanager
 
 
-def write_atomic(path: str, data: bytes | str, mode: int = 0o644) -> None:
-    """tmp + fsync + rename: a reader sees the old or the new file, never half of one."""
+def write_atomic(path: str, data: bytes | str, mode: int = 0o644, durable: bool = False) -> None:
+    """tmp + rename: a reader sees the old or the new file, never half of one.
+
+    durable=True adds an fsync for data that must survive power loss; container state does not
+    need it (it is reconciled against the live processes on every read).
+    """
     if isinstance(data, str):
         data = data.encode()
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
 
 
-def write_json(path: str, obj) -> None:
-    write_atomic(path, json.dumps(obj, indent=1, sort_keys=False))
+def write_json(path: str, obj, durable: bool = False) -> None:
+    write_atomic(path, json.dumps(obj, indent=1), durable=durable)
 
 
 def read_json(path: str):

@@ -88,6 +88,8 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
             flags |= L.NS_FLAGS[t]
     if flags:
         sc.unshare(flags)
+        if flags & L.CLONE_NEWNET:
+            sc.lo_up()
     for fd in io.ns_fds.values():
         os.close(fd)
 

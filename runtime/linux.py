@@ -255,6 +255,17 @@ class _FileOps:
     def execvpe(self, file: str, args: list[str], env: dict) -> None:
         os.execvpe(file, args, env)
 
+    def lo_up(self) -> None:
+        """Bring up lo in a fresh network namespace: two ioctls, no netlink library needed."""
+        import fcntl
+        import socket
+        import struct
+        SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            ifr = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sh", b"lo", 0) + b"\0" * 22)
+            flags = struct.unpack_from("16sh", ifr)[1]
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP) + b"\0" * 22)
+
 
 class RealSyscalls(Syscalls, _FileOps):
     """Everything the init needs, against the real kernel."""

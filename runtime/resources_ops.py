@@ -120,6 +120,27 @@ def _live_delta(merged: Resources, given: set[str]) -> Resources:
     return r
 
 
+def predict_warnings(r: Resources) -> list[str]:
+    """What the kernel will not honour, said before the cgroup exists (create, or update of a stopped
+    container): the cgroup itself is made later by the monitor, whose warnings never reach the CLI."""
+    from nsbox.runtime.cgroups.blockdev import weight_warning
+    out: list[str] = []
+    if r.block_io.weight:
+        w = weight_warning()
+        if w:
+            out.append(w)
+    for wd in r.block_io.weight_device:
+        w = weight_warning(wd.major, wd.minor)
+        if w:
+            out.append(w)
+    if r.memory.swap not in (None, 0) and r.memory.limit and get_driver().version == 1:
+        mounts = getattr(get_driver(), "mounts", {})
+        if "memory" in mounts and not os.path.exists(os.path.join(mounts["memory"], "memory.memsw.limit_in_bytes")):
+            out.append("Your kernel does not support swap limit capabilities or the cgroup is not mounted. "
+                       "Memory limited without swap.")
+    return out
+
+
 def update_container(rec: ContainerRecord, req: UpdateRequest) -> UpdateResult:
     """Apply `req` to one container: persist, and write the live cgroup if there is one."""
     from nsbox.runtime.cleanup import reconcile
@@ -153,6 +174,8 @@ def update_container(rec: ContainerRecord, req: UpdateRequest) -> UpdateResult:
                     res.warnings += [w for w in cg.update(_live_delta(resources, set(req.flags)))
                                      if w not in res.warnings]
                     res.applied_live = True
+            if not res.applied_live:
+                res.warnings += [w for w in predict_warnings(resources) if w not in res.warnings]
             hc["Resources"] = merged
             cfg["Spec"]["linux"]["resources"] = spec_res
         rec.save_config(cfg)

@@ -58,6 +58,45 @@ def test_run_it_interactive_shell(nsbox):
     assert "42" in out and code == 5
 
 
+def test_resize_reaches_the_container(nsbox):
+    import fcntl
+    import signal
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 10, 40, 0, 0))
+    p = subprocess.Popen([NSBOX_BIN, "run", "--rm", "-it", *NONE, "busybox", "sh"], stdin=slave, stdout=slave,
+                         stderr=slave, env=nsbox.env, start_new_session=True)
+    os.close(slave)
+    out = b""
+
+    def read_until(token, timeout=20):
+        """Read like a terminal: answer ash's cursor-position queries (ESC[6n)."""
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while token not in out and time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if r:
+                data = os.read(master, 4096)
+                out += data
+                if b"\x1b[6n" in data:
+                    os.write(master, b"\x1b[1;1R")
+        return token in out
+
+    assert read_until(b"# ")
+    os.write(master, b"stty size\r")
+    assert read_until(b"10 40")
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 132, 0, 0))
+    p.send_signal(signal.SIGWINCH)   # no controlling tty for the CLI here, so deliver it by hand
+    time.sleep(0.3)
+    out = b""
+    os.write(master, b"stty size\r")
+    assert read_until(b"50 132")
+    os.write(master, b"exit\r")
+    p.wait(timeout=30)
+    os.close(master)
+
+
 def test_exec_t(nsbox):
     nsbox.ok("run", "-d", "--name", "tt", *NONE, "busybox", "sleep", "300")
     code, out = run_in_pty(nsbox.env, ["exec", "-t", "tt", "sh", "-c", "tty; stty size"], rows=21, cols=55)
