@@ -58,6 +58,8 @@ def container_options(f):
         click.option("--log-opt", multiple=True, help="Log driver options (max-size, max-file)."),
         click.option("--sysctl", multiple=True, help="Sysctl options."),
         click.option("--oom-score-adj", type=int, default=None, help="Tune host's OOM preferences (-1000 to 1000)."),
+        click.option("--pull", type=click.Choice(["always", "missing", "never"]), default="missing",
+                     help="Pull image before running (always, missing, never)."),  # issue #8
         # resources (issue #4); parsed and validated by runtime/units.py
         click.option("-m", "--memory", default=None, help="Memory limit."),
         click.option("--memory-swap", default=None, help="Swap limit equal to memory plus swap: -1 for unlimited."),
@@ -81,6 +83,11 @@ def container_options(f):
     for o in reversed(opts):
         f = o(f)
     return f
+
+
+def _pulled(ctx, image: str, policy: str) -> str:
+    from nsbox.image.registry import image_for_run  # cheap: registry code loads only to pull
+    return image_for_run(ctx.paths, image, policy)
 
 
 def build_request(image: str, command: tuple, kw: dict):
@@ -145,6 +152,7 @@ def run(ctx: CliContext, detach: bool, image: str, command: tuple, **kw):
     """Create and run a new container from an image."""
     from nsbox.runtime.errors import ContainerExit
     engine = _engine(ctx)
+    image = _pulled(ctx, image, kw.pop("pull"))
     req = build_request(image, command, kw)
     rec, warnings = engine.create(req)
     for w in warnings:
@@ -165,6 +173,7 @@ def run(ctx: CliContext, detach: bool, image: str, command: tuple, **kw):
 def create(ctx: CliContext, image: str, command: tuple, **kw):
     """Create a new container."""
     engine = _engine(ctx)
+    image = _pulled(ctx, image, kw.pop("pull"))
     rec, warnings = engine.create(build_request(image, command, kw))
     for w in warnings:
         warn(w)
@@ -174,20 +183,28 @@ def create(ctx: CliContext, image: str, command: tuple, **kw):
 # --- lifecycle -------------------------------------------------------------
 
 def _each(ctx: CliContext, refs, action, echo=True) -> None:
-    """docker's multi-container verbs: do each, report each failure, exit 1 if any failed."""
+    """docker's multi-container verbs: do each, report each failure, exit 1 if any failed.
+
+    `action` returns what to print for the container, or None to print the ref itself.
+    """
     from nsbox.runtime.errors import NsboxError
     engine = _engine(ctx)
     failed = False
     for ref in refs:
         try:
-            action(engine, engine.get(ref))
+            out = action(engine, engine.get(ref))
             if echo:
-                click.echo(ref)
+                click.echo(ref if out is None else out)
         except NsboxError as e:
             click.echo(f"Error response from daemon: {e}", err=True)
             failed = True
     if failed:
         sys.exit(1)
+
+
+def _quiet(_result) -> None:
+    """For _each: print the container's ref, not what the engine returned."""
+    return None
 
 
 @click.command()
@@ -206,7 +223,7 @@ def start(ctx: CliContext, attach: bool, interactive: bool, containers: tuple):
         rec = engine.get(containers[0])
         tty = bool(rec.config()["Config"].get("Tty"))
         raise ContainerExit(_attach_and_start(engine, rec, stdin=interactive, tty=tty))
-    _each(ctx, containers, lambda e, r: e.start(r))
+    _each(ctx, containers, lambda e, r: _quiet(e.start(r)))
 
 
 @click.command()
@@ -228,7 +245,7 @@ def stop(ctx: CliContext, timeout, sig, containers):
 @pass_cli
 def restart(ctx: CliContext, timeout, containers):
     """Restart one or more containers."""
-    _each(ctx, containers, lambda e, r: e.restart(r, timeout))
+    _each(ctx, containers, lambda e, r: _quiet(e.restart(r, timeout)))
 
 
 @click.command()
@@ -247,18 +264,7 @@ def kill(ctx: CliContext, sig, containers):
 @pass_cli
 def wait(ctx: CliContext, containers):
     """Block until one or more containers stop, then print their exit codes."""
-    from nsbox.runtime.errors import NsboxError
-    engine = _engine(ctx)
-    failed = False
-    for ref in containers:
-        try:
-            rec = engine.get(ref)
-            click.echo(engine.wait(rec).ExitCode)
-        except NsboxError as e:
-            click.echo(f"Error response from daemon: {e}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1)
+    _each(ctx, containers, lambda e, r: e.wait(r).ExitCode)
 
 
 @click.command()

@@ -10,7 +10,7 @@ import time
 from nsbox.runtime import state as S
 from nsbox.runtime.errors import InvalidArgument
 from nsbox.runtime.fsutil import parse_iso
-from nsbox.runtime.logs import log_files
+from nsbox.runtime.logs import read_records
 
 _REL = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)$")
 
@@ -33,16 +33,6 @@ def parse_time(value: str | None, now: float | None = None) -> float | None:
         raise InvalidArgument(f'invalid value for "since"/"until": {value}') from None
 
 
-def _records(path: str):
-    for p in log_files(path):
-        with open(p, "rb") as f:
-            for line in f:
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
-
-
 def _emit(rec: dict, timestamps: bool) -> None:
     data = rec["log"].encode("utf-8", "surrogateescape")
     if timestamps:
@@ -57,7 +47,7 @@ def show_logs(engine, rec, follow: bool = False, tail: str = "all", since: str |
     if tail not in ("all", "") and not (tail.isdigit() or (tail.startswith("-") and tail[1:].isdigit())):
         raise InvalidArgument(f"invalid value for tail: {tail}")
     t_since, t_until = parse_time(since), parse_time(until)
-    recs = [r for r in _records(rec.log_path)
+    recs = [r for r in read_records(rec.log_path)
             if (t_since is None or parse_iso(r["time"]) >= t_since)
             and (t_until is None or parse_iso(r["time"]) <= t_until)]
     if tail not in ("all", "") and int(tail) >= 0:

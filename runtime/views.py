@@ -5,6 +5,7 @@ import time
 
 from nsbox.runtime import state as S
 from nsbox.runtime.fsutil import parse_iso
+from nsbox.runtime.humanize import human_duration
 
 
 def inspect(rec, cfg: dict, st: S.ContainerState) -> dict:
@@ -57,34 +58,6 @@ def inspect(rec, cfg: dict, st: S.ContainerState) -> dict:
         },
         "Pod": cfg.get("Pod", ""),
     }
-
-
-def human_duration(seconds: float) -> str:
-    """docker's units.HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
 
 
 def status_text(st: S.ContainerState) -> str:
