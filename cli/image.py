@@ -54,10 +54,13 @@ def _short(image_id: str, no_trunc: bool) -> str:
 
 # ---------------------------------------------------------------- images / image ls
 def _list(cli, quiet: bool, no_trunc: bool, all_: bool) -> None:
-    # -a: nsbox keeps no intermediate images, so it lists the same set
     from nsbox.image import reference
     st = _store(cli)
     imgs = sorted(st.list(), key=lambda i: (_parse_time(i.created) or 0), reverse=True)
+    if not all_:  # docker hides untagged build intermediates unless -a
+        from nsbox.image.build.cache import intermediate_ids
+        hidden = intermediate_ids(st)
+        imgs = [i for i in imgs if i.names or i.id not in hidden]
     rows, seen = [], set()
     for img in imgs:
         refs = img.names or [None]

@@ -348,26 +348,36 @@ class ImageStore:
 
     def prune(self, all: bool = False) -> tuple[list[str], int]:
         """`docker image prune [-a]`: dangling (or all unused) images, then GC. -> (output lines, bytes)."""
+        # build intermediates are parents of other images, not dangling, so they stay; once their
+        # child goes, they dangle in turn: repeat until nothing more falls (docker drops whole chains)
+        from nsbox.image.build.cache import intermediate_ids
         out: list[str] = []
-        refs = self._refs()
-        named = set(refs.values())
+        while True:
+            removed = self._prune_pass(all, set() if all else intermediate_ids(self), out)
+            if not removed or all:
+                break
+        return out, self.gc()["bytes"]
+
+    def _prune_pass(self, all: bool, keep: set[str], out: list[str]) -> int:
+        named = set(self._refs().values())
+        n = 0
         for i in self.ids():
-            if (all or i not in named) and not self.containers_using(i):
+            if (all or (i not in named and i not in keep)) and not self.containers_using(i):
                 with self._commit_lock():
                     refs = self._refs()
                     if not all and i in refs.values():
                         continue
-                    for n in [n for n, v in refs.items() if v == i]:
-                        refs.pop(n)
-                        out.append(f"untagged: {reference.familiar(n)}")
+                    for name in [name for name, v in refs.items() if v == i]:
+                        refs.pop(name)
+                        out.append(f"untagged: {reference.familiar(name)}")
                     atomic_write(self._refs_path, json.dumps(refs, indent=1, sort_keys=True).encode(), self.layers.tmp)
                     try:
                         os.unlink(self._meta_path(i))
                     except FileNotFoundError:
                         continue
                     out.append(f"deleted: {i}")
-        removed = self.gc()
-        return out, removed["bytes"]
+                    n += 1
+        return n
 
     # ------------------------------------------------------------------ container rootfs
     def prepare_rootfs(self, cid: str, image_id: str, rw_dir: str) -> RootfsPlan:
