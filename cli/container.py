@@ -576,7 +576,7 @@ def container_prune(ctx: CliContext, force):
     click.echo("Deleted Containers:" if removed else "", nl=bool(removed))
     for cid in removed:
         click.echo(cid)
-    click.echo(f"\nTotal reclaimed space: 0B")
+    click.echo("\nTotal reclaimed space: 0B")
 
 
 for _name, _cmd in [("run", run), ("create", create), ("start", start), ("stop", stop), ("restart", restart),

@@ -92,7 +92,7 @@ def parse(ref: str, default_tag: bool = True) -> Reference:
     if domain == DEFAULT_DOMAIN and "/" not in path:
         path = OFFICIAL_PREFIX + path
     if len(domain) + 1 + len(path) > 255:
-        raise InvalidArgument(f"invalid reference format: repository name must not be more than 255 characters")
+        raise InvalidArgument("invalid reference format: repository name must not be more than 255 characters")
     if tag is None and digest is None and default_tag:
         tag = DEFAULT_TAG
     return Reference(domain, path, tag, digest)

@@ -7,19 +7,13 @@ ioctl, so this module needs neither pyroute2 nor a helper binary.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import socket
-import struct
 
 from nsbox.runtime import linux
 from nsbox.runtime.errors import Conflict, NsboxError
 from nsbox.runtime.paths import Paths
 
 from nsbox.network.fileio import locked
-
-SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
-
 
 def netns_path(paths: Paths, cid: str) -> str:
     return os.path.join(paths.netns_dir, cid)
@@ -52,13 +46,6 @@ def release_netns_dir(paths: Paths) -> None:
         linux.Syscalls().umount2(d, linux.MNT_DETACH)
 
 
-def _lo_up() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifr = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifr))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
-
-
 def create_netns(paths: Paths, cid: str) -> str:
     ensure_netns_dir(paths)
     path = netns_path(paths, cid)
@@ -75,7 +62,7 @@ def create_netns(paths: Paths, cid: str) -> str:
             sc = linux.Syscalls()
             sc.unshare(linux.CLONE_NEWNET)
             sc.mount("/proc/self/ns/net", path, None, linux.MS_BIND)
-            _lo_up()
+            linux.RealSyscalls().lo_up()
             code = 0
         except BaseException as e:  # noqa: BLE001 - reported to the parent
             with contextlib.suppress(Exception):

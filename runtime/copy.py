@@ -32,7 +32,7 @@ def _copy(src: str, dst: str, src_label: str, follow: bool) -> None:
             raise InvalidArgument("cannot copy a directory to a file")
         else:
             if not os.path.isdir(os.path.dirname(dst.rstrip("/")) or "."):
-                raise NotFound(f"destination parent directory does not exist")
+                raise NotFound("destination parent directory does not exist")
             target = dst
         shutil.copytree(src, target, symlinks=not follow, dirs_exist_ok=True)
         return

@@ -78,7 +78,7 @@ class Engine:
             if st.Status in (S.RUNNING, S.RESTARTING):
                 return st.Pid
             if st.Status == S.PAUSED:
-                raise Conflict(f"cannot start a paused container, try unpause instead")
+                raise Conflict("cannot start a paused container, try unpause instead")
             if st.Status == S.REMOVING:
                 raise Conflict(f"container {rec.id[:12]} is marked for removal and cannot be started")
             st.ManuallyStopped = False
@@ -335,7 +335,7 @@ class Engine:
             cfg = rec.config()
             old = cfg["Name"].lstrip("/")
             if old == new:
-                raise Conflict(f"Renaming a container with the same name as its current name")
+                raise Conflict("Renaming a container with the same name as its current name")
             self.store.reserve_name(new, rec.id)
             cfg["Name"] = "/" + new
             rec.save_config(cfg)

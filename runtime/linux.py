@@ -262,9 +262,9 @@ class _FileOps:
         import struct
         SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            ifr = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sh", b"lo", 0) + b"\0" * 22)
-            flags = struct.unpack_from("16sh", ifr)[1]
-            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP) + b"\0" * 22)
+            ifr = struct.pack("16sH14x", b"lo", 0)  # struct ifreq: name, then ifr_flags in the union
+            flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifr))[1]
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
 class RealSyscalls(Syscalls, _FileOps):

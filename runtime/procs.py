@@ -31,7 +31,7 @@ def top(engine, rec, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
     lines = out.splitlines()
     headers = lines[0].split()
     if "PID" not in headers:
-        raise NsboxError(f"couldn't find PID field in ps output")
+        raise NsboxError("couldn't find PID field in ps output")
     pid_col = headers.index("PID")
     rows = []
     for line in lines[1:]:

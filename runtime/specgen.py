@@ -199,7 +199,7 @@ def parse_restart(value: str) -> dict:
     if name not in ("no", "always", "on-failure", "unless-stopped"):
         raise InvalidArgument(f"invalid restart policy: {value}")
     if count and name != "on-failure":
-        raise InvalidArgument(f"invalid restart policy: maximum retry count can only be used with 'on-failure'")
+        raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
     if count:
         if not count.isdigit():
             raise InvalidArgument(f"invalid restart policy: maximum retry count must be an integer: {value}")
