@@ -58,6 +58,7 @@ def container_options(f):
         click.option("--log-opt", multiple=True, help="Log driver options (max-size, max-file)."),
         click.option("--sysctl", multiple=True, help="Sysctl options."),
         click.option("--oom-score-adj", type=int, default=None, help="Tune host's OOM preferences (-1000 to 1000)."),
+        click.option("--security-opt", multiple=True, help="Security options (seccomp=unconfined, no-new-privileges)."),
         click.option("--pull", type=click.Choice(["always", "missing", "never"]), default="missing",
                      help="Pull image before running (always, missing, never)."),  # issue #8
         # resources (issue #4); parsed and validated by runtime/units.py
@@ -106,7 +107,7 @@ def build_request(image: str, command: tuple, kw: dict):
         auto_remove=kw["auto_remove"], network=kw["network"], network_aliases=list(kw["network_alias"]),
         ip=kw["ip"], publish=list(kw["publish"]), publish_all=kw["publish_all"], dns=list(kw["dns"]),
         add_hosts=list(kw["add_host"]), pod=kw["pod"], log_opts=list(kw["log_opt"]), sysctls=list(kw["sysctl"]),
-        resources=resources, oom_score_adj=kw["oom_score_adj"],
+        resources=resources, oom_score_adj=kw["oom_score_adj"], security_opts=list(kw["security_opt"]),
         console_size=(terminal_size(0) or terminal_size(1) or (24, 80)) if kw["tty"] else None,
     )
 

@@ -55,6 +55,7 @@ def build_container(engine, req: G.ContainerRequest) -> tuple[ContainerRecord, l
                             if network == "host" else
                             f"published ports are ignored with --network {network}")
     sysctls = G.parse_sysctls(req.sysctls, network)
+    security = G.parse_security_opts(req.security_opts, req.privileged)
     stop_signal = req.stop_signal or icfg.get("StopSignal") or ""
     if stop_signal:
         from nsbox.runtime.engine import parse_signal
@@ -89,7 +90,8 @@ def build_container(engine, req: G.ContainerRequest) -> tuple[ContainerRecord, l
             cwd=req.workdir or icfg.get("WorkingDir") or "/", user=req.user or icfg.get("User") or "",
             hostname=hostname, tty=req.tty, caps=caps, privileged=req.privileged, read_only=req.read_only,
             mounts=mounts, namespaces=namespaces, resources=resources, cgroups_path=f"{cgroup_parent}/{rec.id}",
-            sysctls=sysctls, oom_score_adj=req.oom_score_adj, console_size=req.console_size)
+            sysctls=sysctls, oom_score_adj=req.oom_score_adj, console_size=req.console_size,
+            security=security)
         plan = images.prepare_rootfs(rec.id, image.id, rec.dir)
         rootfs_path = os.path.join(rec.dir, "merged")
         os.makedirs(rootfs_path, exist_ok=True)
@@ -123,6 +125,7 @@ def build_container(engine, req: G.ContainerRequest) -> tuple[ContainerRecord, l
                 "Init": req.init, "Dns": req.dns, "ExtraHosts": req.add_hosts or None,
                 "LogConfig": {"Type": "json-file", "Config": log_opts}, "Sysctls": sysctls or None,
                 "OomScoreAdj": req.oom_score_adj or 0, "Resources": req.resources,
+                "SecurityOpt": req.security_opts or None,
             },
             "NetworkingConfig": {"EndpointsConfig": {network: {
                 "Aliases": req.network_aliases, "IPAMConfig": {"IPv4Address": req.ip} if req.ip else None}}},

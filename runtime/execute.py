@@ -103,6 +103,8 @@ def _child(cfg: dict, pid1: int, req: ExecRequest, err_w: int, con_sock: socket.
             sc.capset(I._mask(caps.get("effective", [])), I._mask(caps.get("permitted", [])), 0)
         if proc.get("noNewPrivileges") and not req.privileged:
             sc.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        if not req.privileged:
+            I.apply_seccomp(sc, spec["linux"], caps)
         for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(s, signal.SIG_DFL)
         sc.close_fds_except(err_w)

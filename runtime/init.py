@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from nsbox.runtime import caps as C
 from nsbox.runtime import linux as L
+from nsbox.runtime import seccomp as SECCOMP
 from nsbox.runtime.defaults import DEFAULT_PATH, DEVICES
 
 
@@ -175,11 +176,15 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
     sc.setgroups(groups)
     sc.setgid(gid)
     sc.setuid(uid)
+    if not proc.get("noNewPrivileges"):
+        # without no_new_privs the kernel wants CAP_SYS_ADMIN to install a filter: do it before capset
+        apply_seccomp(sc, linux, caps)
     if caps is not None:
         eff = _mask(caps.get("effective", []))
         sc.capset(eff, _mask(caps.get("permitted", [])), 0)
     if proc.get("noNewPrivileges"):
         sc.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        apply_seccomp(sc, linux, caps)
 
     args = proc.get("args") or []
     if not args:
@@ -191,6 +196,13 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
     if cfg.get("HostConfig", {}).get("Init"):
         tiny_init(sc, args, env, io.error_fd)
     exec_or_report(sc, args, env)
+
+
+def apply_seccomp(sc, linux: dict, caps: dict | None) -> None:
+    """Last before exec: the filter also binds this Python process until it execs."""
+    if not linux.get("seccomp"):
+        return
+    sc.seccomp_filter(SECCOMP.program((caps or {}).get("bounding", [])))
 
 
 def exec_or_report(sc, args: list[str], env: list[str]) -> None:

@@ -55,6 +55,7 @@ class ContainerRequest:
     sysctls: list[str] = field(default_factory=list)
     resources: dict = field(default_factory=dict)   # docker resource flags, parsed by cgroups/units
     oom_score_adj: int | None = None
+    security_opts: list[str] = field(default_factory=list)
     console_size: tuple[int, int] | None = None    # rows, cols
 
 
@@ -274,10 +275,27 @@ def base_mounts(privileged: bool) -> list[dict]:
     ]
 
 
+def parse_security_opts(opts: list[str], privileged: bool) -> dict:
+    """--security-opt: seccomp=unconfined|default, no-new-privileges[=true|false]."""
+    out = {"seccomp": not privileged, "no_new_privileges": not privileged}
+    for o in opts:
+        key, sep, value = o.replace(":", "=", 1).partition("=") if "=" in o or ":" in o else (o, "", "")
+        if key == "seccomp" and value in ("unconfined", "default"):
+            out["seccomp"] = value == "default" and not privileged
+        elif key == "no-new-privileges" and value in ("", "true", "false"):
+            out["no_new_privileges"] = value != "false"
+        elif key in ("label", "apparmor") and value in ("disable", "unconfined"):
+            continue  # no LSM profiles in nsbox: accepted, like podman on a host without them
+        else:
+            raise InvalidArgument(f"invalid --security-opt: {o!r}")
+    return out
+
+
 def build_spec(*, args: list[str], env: list[str], cwd: str, user: str, hostname: str, tty: bool,
                caps: list[str], privileged: bool, read_only: bool, mounts: list[dict],
                namespaces: list[dict], resources: dict, cgroups_path: str, sysctls: dict,
-               oom_score_adj: int | None, console_size: tuple[int, int] | None) -> dict:
+               oom_score_adj: int | None, console_size: tuple[int, int] | None,
+               security: dict | None = None) -> dict:
     bounding = [f"CAP_{c}" for c in caps]
     process = {
         "terminal": tty,
@@ -287,7 +305,7 @@ def build_spec(*, args: list[str], env: list[str], cwd: str, user: str, hostname
         "cwd": cwd or "/",
         "capabilities": {"bounding": bounding, "effective": bounding, "permitted": bounding,
                          "inheritable": [], "ambient": []},
-        "noNewPrivileges": not privileged,
+        "noNewPrivileges": (security or {}).get("no_new_privileges", not privileged),
     }
     if oom_score_adj is not None:
         process["oomScoreAdj"] = oom_score_adj
@@ -306,6 +324,7 @@ def build_spec(*, args: list[str], env: list[str], cwd: str, user: str, hostname
             "sysctl": sysctls,
             "maskedPaths": [] if privileged else list(MASKED_PATHS),
             "readonlyPaths": [] if privileged else list(READONLY_PATHS),
+            "seccomp": (security or {}).get("seccomp", not privileged),
         },
         "annotations": {},
     }

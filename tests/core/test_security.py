@@ -84,3 +84,15 @@ def test_etc_files_are_managed(nsbox):
     r = run(nsbox, "--hostname", "hh", "--add-host", "db:10.1.2.3", "--dns", "127.0.0.53", "busybox", "sh", "-c",
             "cat /etc/hostname /etc/hosts /etc/resolv.conf")
     assert "hh" in r.stdout and "10.1.2.3\tdb" in r.stdout and "nameserver 127.0.0.53" in r.stdout
+
+
+def test_seccomp_default_and_unconfined(nsbox):
+    r = run(nsbox, "busybox", "sh", "-c", "grep Seccomp: /proc/1/status; unshare -U true 2>&1; echo rc=$?")
+    assert "Seccomp:\t2" in r.stdout and "rc=1" in r.stdout and "not permitted" in r.stdout
+    r = run(nsbox, "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c",
+            "grep Seccomp: /proc/1/status; unshare -U true && echo userns-ok")
+    assert "Seccomp:\t0" in r.stdout and "userns-ok" in r.stdout
+    r = run(nsbox, "--security-opt", "seccomp=/x.json", "busybox", "true")
+    assert r.returncode == 125
+    nsbox.ok("run", "-d", "--name", "sc", "--network", "none", "busybox", "sleep", "300")
+    assert "Seccomp:\t2" in nsbox.ok("exec", "sc", "grep", "Seccomp:", "/proc/self/status")

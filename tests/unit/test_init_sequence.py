@@ -7,6 +7,7 @@ import pytest
 from nsbox.runtime import init as I
 from nsbox.runtime import linux as L
 from nsbox.runtime import specgen as G
+from nsbox.runtime.errors import InvalidArgument as InvalidArgumentError
 from nsbox.runtime.fakesys import ExecCalled, FakeSyscalls
 
 
@@ -138,3 +139,48 @@ def test_user_resolution(tmp_path, monkeypatch):
         I.resolve_user({"username": "nobody2"})
     with pytest.raises(I.InitError, match="unable to find group"):
         I.resolve_user({"username": "bob:nogroup"})
+
+
+def test_seccomp_program_semantics():
+    from nsbox.runtime import seccomp as S
+    prog = S.program(["CAP_CHOWN", "CAP_KILL"])
+    eperm = S.RET_ERRNO | 1
+    x86 = S.AUDIT_ARCH_X86_64
+    assert S.evaluate(prog, x86, 0) == S.RET_ALLOW            # read
+    assert S.evaluate(prog, x86, 59) == S.RET_ALLOW           # execve
+    assert S.evaluate(prog, x86, 250) == eperm                # keyctl
+    assert S.evaluate(prog, x86, 272) == eperm                # unshare without SYS_ADMIN
+    assert S.evaluate(prog, x86, 165) == eperm                # mount
+    assert S.evaluate(prog, 0x40000003, 0) == eperm           # i386
+    assert S.evaluate(prog, x86, 0x40000000 + 1) == eperm     # x32 ABI
+    admin = S.program(["CAP_SYS_ADMIN"])
+    assert S.evaluate(admin, x86, 272) == S.RET_ALLOW and S.evaluate(admin, x86, 250) == eperm
+    for nr in range(0, 460):
+        want = eperm if nr in S.denied(["CAP_CHOWN"]) else S.RET_ALLOW
+        assert S.evaluate(S.program(["CAP_CHOWN"]), x86, nr) == want
+    assert all(jt <= 255 for _, jt, _, _ in prog)
+
+
+def test_seccomp_installed_last_with_nnp(tmp_path):
+    sc = FakeSyscalls()
+    cfg = make_cfg(tmp_path)
+    cfg["Spec"]["linux"]["seccomp"] = True
+    run_init(cfg, sc)
+    names = sc.names()
+    assert names.index("capset") < names.index("seccomp_filter") < names.index("execvpe")
+    cfg["Spec"]["process"]["noNewPrivileges"] = False
+    sc = FakeSyscalls()
+    run_init(cfg, sc)
+    names = sc.names()
+    assert names.index("seccomp_filter") < names.index("capset")
+
+
+def test_security_opts():
+    from nsbox.runtime.specgen import parse_security_opts
+    assert parse_security_opts([], False) == {"seccomp": True, "no_new_privileges": True}
+    assert parse_security_opts(["seccomp=unconfined"], False)["seccomp"] is False
+    assert parse_security_opts(["seccomp:unconfined"], False)["seccomp"] is False
+    assert parse_security_opts(["no-new-privileges=false"], False)["no_new_privileges"] is False
+    assert parse_security_opts([], True)["seccomp"] is False
+    with pytest.raises(InvalidArgumentError):
+        parse_security_opts(["seccomp=/some/profile.json"], False)
