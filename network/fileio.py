@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -48,4 +47,4 @@ def remove(path: str) -> None:
 def root_tag(paths: Paths) -> str:
     """Short hash of the state root: tags kernel objects (nft tables, veth aliases) so that reconcile
     in one root never touches another root's objects (parallel test runs share the kernel)."""
-    return hashlib.sha256(paths.root.encode()).hexdigest()[:8]
+    return paths.tag

@@ -60,12 +60,13 @@ class Paths:
         return os.path.join(self.runroot, "netns")
 
     @property
-    def cgroup_parent(self) -> str:
-        """The cgroup path (relative to each hierarchy) all of this root's containers live under.
-
-        Distinct per root so parallel test runs and a user's containers never share a parent.
-        """
-        if self.root == DEFAULT_ROOT:
-            return "nsbox"
+    def tag(self) -> str:
+        """Short hash of the state root: names this root's kernel objects (cgroup parent, nft
+        tables, veth aliases), so one root never touches another's (parallel test runs)."""
         import hashlib
-        return "nsbox-" + hashlib.sha256(self.root.encode()).hexdigest()[:8]
+        return hashlib.sha256(self.root.encode()).hexdigest()[:8]
+
+    @property
+    def cgroup_parent(self) -> str:
+        """The cgroup path (relative to each hierarchy) all of this root's containers live under."""
+        return "nsbox" if self.root == DEFAULT_ROOT else f"nsbox-{self.tag}"

@@ -24,27 +24,42 @@ settings.register_profile("nsbox", deadline=None, suppress_health_check=[HealthC
                                                                             HealthCheck.function_scoped_fixture])
 settings.load_profile("nsbox")
 
-NSBOX_BIN = os.path.join(os.path.dirname(sys.executable), "nsbox")
+from nsbox_testlib import NSBOX_BIN, wait_for  # noqa: F401  (re-exported for older imports)
 
 
-def _snapshot(root: str, cgroup_parent: str) -> dict:
+def _snapshot(base: str, paths) -> dict:
+    """Kernel objects and processes that belong to this run (and only those: other runs and
+    tools may share the machine), named by its temp dir, root tag, bridge or cgroup parent."""
+    import json as _json
+    from nsbox.network.config import settings_path
+    tag = paths.tag
+    try:
+        with open(settings_path(paths)) as f:
+            bridge = _json.load(f).get("bridge", "")
+    except OSError:
+        bridge = ""
     mounts = set()
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            parts = line.split()
-            mounts.add((parts[4], line.split(" - ")[1].split()[0]))
+            point = line.split()[4]
+            if point.startswith(base):
+                mounts.add(point)
     links = set()
-    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        links.add(line.split(": ")[1].split("@")[0])
-    netns = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    for dev in os.listdir("/sys/class/net"):
+        try:
+            with open(f"/sys/class/net/{dev}/ifalias") as f:
+                alias = f.read().strip()
+        except OSError:
+            alias = ""
+        if dev == bridge or tag in alias:
+            links.add(dev)
     nft = set()
     if shutil.which("nft"):
         out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-        nft = {line.strip() for line in out.splitlines() if line.strip()}
+        nft = {line.strip() for line in out.splitlines() if f"nsbox-{tag}" in line}
     cgroups = set()
-    for base in ("/sys/fs/cgroup", *(f"/sys/fs/cgroup/{c}" for c in os.listdir("/sys/fs/cgroup"))):
-        p = os.path.join(base, cgroup_parent)
+    for base_cg in ("/sys/fs/cgroup", *(f"/sys/fs/cgroup/{c}" for c in os.listdir("/sys/fs/cgroup"))):
+        p = os.path.join(base_cg, paths.cgroup_parent)
         if os.path.isdir(p):
             for dirpath, dirnames, _ in os.walk(p):
                 cgroups.add(dirpath)
@@ -57,9 +72,9 @@ def _snapshot(root: str, cgroup_parent: str) -> dict:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if root in cmd:
+        if base in cmd:
             procs.add(f"{pid}: {cmd[:120]}")
-    return {"mounts": mounts, "links": links, "netns": netns, "nft": nft, "cgroups": cgroups, "procs": procs}
+    return {"mounts": mounts, "links": links, "nft": nft, "cgroups": cgroups, "procs": procs}
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +89,7 @@ def nsbox_env(tmp_path_factory):
     from nsbox.network.config import write_settings
     tag = os.path.basename(base)[-6:].lower()
     write_settings(paths, bridge=f"nsbt{tag}", subnet=_free_subnet())
-    before = _snapshot(root, paths.cgroup_parent)
+    before = _snapshot(base, paths)
     yield {"env": env, "root": root, "runroot": runroot, "paths": paths, "base": base}
     # the whole run's teardown: remove what is left, then look for leaks
     _remove_all(env)
@@ -82,7 +97,7 @@ def nsbox_env(tmp_path_factory):
     purge_root(paths)
     deadline = time.monotonic() + 10
     while True:
-        after = _snapshot(root, paths.cgroup_parent)
+        after = _snapshot(base, paths)
         leaks = {k: sorted(str(x) for x in after[k] - before[k]) for k in after if after[k] - before[k]}
         if not leaks or time.monotonic() > deadline:
             break
@@ -156,14 +171,3 @@ def nsbox(nsbox_env):
 @pytest.fixture
 def paths(nsbox_env):
     return nsbox_env["paths"]
-
-
-def wait_for(pred, timeout: float = 20.0, step: float = 0.05):
-    """Poll until pred() is truthy (for state changes, never as a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import NSBOX_BIN, wait_for
+from nsbox_testlib import NSBOX_BIN, wait_for
 
 pytestmark = pytest.mark.vm
 NONE = ("--network", "none")

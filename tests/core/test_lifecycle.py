@@ -1,7 +1,7 @@
 """States and transitions: created -> running <-> paused, running -> exited, removal."""
 import pytest
 
-from conftest import wait_for
+from nsbox_testlib import wait_for
 
 pytestmark = pytest.mark.vm
 NONE = ("--network", "none")

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from conftest import wait_for
+from nsbox_testlib import wait_for
 
 
 def free_port() -> int:

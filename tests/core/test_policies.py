@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from nsbox_testlib import wait_for
 
 pytestmark = pytest.mark.vm
 NONE = ("--network", "none")

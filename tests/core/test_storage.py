@@ -92,7 +92,7 @@ def test_exec_flags_and_codes(nsbox):
     assert nsbox("exec", "ex", "nosuch").returncode == 127
     assert nsbox("exec", "-i", "ex", "cat", input="stdin-data").stdout == "stdin-data"
     nsbox.ok("exec", "-d", "ex", "sh", "-c", "sleep 0.2; touch /tmp/detached")
-    from conftest import wait_for
+    from nsbox_testlib import wait_for
     assert wait_for(lambda: nsbox("exec", "ex", "test", "-f", "/tmp/detached").returncode == 0)
     pid_ns = nsbox.ok("exec", "ex", "readlink", "/proc/self/ns/pid")
     pid1_ns = nsbox.ok("exec", "ex", "readlink", "/proc/1/ns/pid")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from nsbox_testlib import wait_for
 from ._helpers import cgroup_of, cid_of, hog, cpu_quota, kv, knob, pids_max
 
 NET = ("--network", "none")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import wait_for
+from nsbox_testlib import wait_for
 from ._helpers import cgroup_of, cid_of, hog, cpu_quota, memory_limit, pids_max
 
 NET = ("--network", "none")
