@@ -81,7 +81,9 @@ def _snapshot(base: str, paths) -> dict:
 def nsbox_env(tmp_path_factory):
     base = tempfile.mkdtemp(prefix="nsbox-test-", dir="/var/tmp")
     root, runroot = os.path.join(base, "root"), os.path.join(base, "run")
-    env = dict(os.environ, NSBOX_ROOT=root, NSBOX_RUNROOT=runroot)
+    # NSBOX_LOOPBACK_ONLY: the registry client refuses any non-loopback host, so a test naming an
+    # unknown image never reaches (or even resolves) Docker Hub
+    env = dict(os.environ, NSBOX_ROOT=root, NSBOX_RUNROOT=runroot, NSBOX_LOOPBACK_ONLY="1")
     env.pop("NSBOX_DEBUG", None)
     from nsbox.runtime.paths import Paths
     paths = Paths(root, runroot)

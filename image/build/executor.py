@@ -190,10 +190,10 @@ class Builder:
             self.out(f" ---> {s.image_id[7:19]}")
         else:
             try:
-                img = self.store.ensure_default(base)
+                from nsbox.image.registry import ensure_image  # pulls when missing, like docker build
+                img = ensure_image(self.store.paths, base, "missing")
             except NsboxError as e:
-                raise BuildFailed(f"pull access denied for {base}: {e} (nsbox build is offline: "
-                                      f"import or bootstrap the base image first)") from None
+                raise BuildFailed(f"pull access denied for {base}: {e}") from None
             s.config = copy.deepcopy(img.config)
             s.image_id = img.id
             self.out(f" ---> {img.short_id}")
@@ -417,7 +417,8 @@ class Builder:
                 src_id, src_diff_ids = prev.image_id, list(prev.config["rootfs"]["diff_ids"])
             else:
                 try:
-                    img = self.store.ensure_default(src_from)
+                    from nsbox.image.registry import ensure_image
+                    img = ensure_image(self.store.paths, src_from, "missing")
                 except NsboxError:
                     raise InvalidArgument(f"{what} --from={src_from}: no such build stage or image") from None
                 src_id, src_diff_ids = img.id, img.layers
