@@ -7,7 +7,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$REPO"
-bash vagrant/provision.sh --lane-host
+bash vagrant/provision.sh --lane-host --test-deps
 PY=/opt/nsbox/venv/bin/python
 
 echo "== host suite"

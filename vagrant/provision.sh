@@ -10,9 +10,13 @@
 #   2. the venv /opt/nsbox/venv from /usr/bin/python3, with `pip install -e "$REPO[test]"`
 #      (skipped when the venv already imports nsbox from $REPO with the same pyproject.toml)
 #   3. /usr/local/bin/nsbox -> /opt/nsbox/venv/bin/nsbox (unless --no-link)
+#   (2b: link-source.sh swaps setuptools' editable import hook for a plain path entry: faster starts)
 #
 # --lane-host      also install what the HOST needs to run the VM lane (qemu-system-x86, qemu-utils,
 #                  cpio); never pass it inside the lane's guest image or the Vagrant box.
+# --test-deps      also install what the test suite uses besides nsbox itself: podman (image
+#                  interop), docker-registry, skopeo, apache2-utils and openssl (registry tests),
+#                  gcc and libc6-dev (a static memory hog for OOM tests), curl.
 # --vagrant-guest  this machine is the Vagrant box: make sure it boots pure cgroup v2. If a v1
 #                  hierarchy is mounted, add `systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all` to
 #                  GRUB_CMDLINE_LINUX in /etc/default/grub, run update-grub and create
@@ -24,13 +28,14 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 VENV=${NSBOX_VENV:-/opt/nsbox/venv}
-LANE_HOST=0; VAGRANT_GUEST=0; LINK=1
+LANE_HOST=0; VAGRANT_GUEST=0; LINK=1; TEST_DEPS=0
 for a in "$@"; do
     case "$a" in
         --lane-host) LANE_HOST=1;;
+        --test-deps) TEST_DEPS=1;;
         --vagrant-guest) VAGRANT_GUEST=1;;
         --no-link) LINK=0;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0;;
         *) echo "provision.sh: unknown option $a" >&2; exit 2;;
     esac
 done
@@ -41,6 +46,7 @@ log() { echo "provision: $*"; }
 PKGS=(busybox-static iptables nftables iproute2 python3 python3-venv python3-dev catatonit
       util-linux procps kmod e2fsprogs xz-utils zstd debootstrap ca-certificates)
 [ $LANE_HOST = 1 ] && PKGS+=(qemu-system-x86 qemu-utils cpio)
+[ $TEST_DEPS = 1 ] && PKGS+=(podman docker-registry skopeo apache2-utils openssl gcc libc6-dev curl)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
@@ -84,6 +90,7 @@ else
         "setuptools>=64" wheel -e "$REPO[test]" </dev/null
     echo "$want" > "$STAMP"
 fi
+sh "$REPO/vagrant/link-source.sh" "$REPO" "$VENV"
 
 # ---- 3. /usr/local/bin/nsbox -------------------------------------------------------------------
 if [ $LINK = 1 ] && [ "$(readlink /usr/local/bin/nsbox 2>/dev/null)" != "$VENV/bin/nsbox" ]; then

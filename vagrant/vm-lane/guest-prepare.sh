@@ -2,7 +2,7 @@
 # guest-prepare.sh REPO: runs inside the lane guest before the command (from the 9p-shared repo, so
 # editing it needs no image rebuild). The guest's venv was built at image time with an editable
 # nsbox pointing at the repo path of that time; if nsbox does not import from REPO (another clone
-# or path), re-point it offline: pip install --no-deps --no-build-isolation --no-index -e REPO.
+# or path), re-point it offline with vagrant/link-source.sh (no pip, no network).
 set -eu
 REPO=$1
 PY=/opt/nsbox/venv/bin/python
@@ -10,8 +10,8 @@ where() { "$PY" -c 'import os, nsbox.runtime as m; print(os.path.realpath(m.__fi
 case "$(where)" in
     "$REPO"/*) exit 0;;
 esac
-"$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation --no-index -e "$REPO" >/tmp/lane-pip.log 2>&1 \
-    || { echo "lane-prepare: pip install -e $REPO failed:"; cat /tmp/lane-pip.log; exit 1; }
+sh "$REPO/vagrant/link-source.sh" "$REPO" /opt/nsbox/venv >/tmp/lane-link.log 2>&1 \
+    || { echo "lane-prepare: linking nsbox to $REPO failed:"; cat /tmp/lane-link.log; exit 1; }
 case "$(where)" in
     "$REPO"/*) ;;
     *) echo "lane-prepare: nsbox still imports from '$(where)', not $REPO"; exit 1;;

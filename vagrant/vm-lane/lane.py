@@ -22,7 +22,7 @@ import argparse, fcntl, hashlib, os, shlex, shutil, signal, subprocess, sys, tem
 HERE = os.path.dirname(os.path.realpath(__file__))
 REPO = os.path.realpath(os.path.join(HERE, "..", ".."))
 # Files whose content defines the image. Editing any of them rebuilds the image.
-KEY_FILES = ["vagrant/provision.sh", "pyproject.toml", "vagrant/vm-lane/build-image.sh",
+KEY_FILES = ["vagrant/provision.sh", "vagrant/link-source.sh", "pyproject.toml", "vagrant/vm-lane/build-image.sh",
              "vagrant/vm-lane/init-stage1.sh", "vagrant/vm-lane/guest-init.sh"]
 DEFAULT_CACHE = "/var/tmp/nsbox-vm-lane"
 DEFAULT_KERNEL_META = "linux-image-6.12-amd64"
