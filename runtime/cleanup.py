@@ -56,6 +56,9 @@ def teardown(paths: Paths, rec: ContainerRecord, cfg: dict) -> None:
     """After the final exit: network, cgroup, and --rm."""
     release_network(paths, rec, cfg)
     release_cgroup(cfg)
+    if cfg.get("IsInfra"):
+        from nsbox.runtime.pods import on_infra_exit  # the pod's namespaces died: stop its members
+        on_infra_exit(paths, cfg)
     if cfg.get("HostConfig", {}).get("AutoRemove"):
         remove(paths, rec, cfg, volumes=True)
 

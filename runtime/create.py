@@ -82,6 +82,9 @@ def build_container(engine, req: G.ContainerRequest) -> tuple[ContainerRecord, l
         if pod is not None and not req.hostname:
             hostname = pod.hostname
         mounts, mount_records = _mounts(paths, rec, vol_specs, tmpfs, icfg, network)
+        if pod is not None and "ipc" in pod.shared_types() and "/dev/shm" not in {m["destination"] for m in mounts}:
+            from nsbox.runtime.pods import shm_mount  # a shared ipc ns shares the infra's /dev/shm
+            mounts.append(shm_mount(paths, pod))
         namespaces = _namespaces(network, other, pod)
         cgroup_parent = paths.cgroup_parent + (f"/pod-{pod.id[:12]}" if pod else "")
         spec = G.build_spec(

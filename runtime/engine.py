@@ -73,6 +73,10 @@ class Engine:
         from nsbox.runtime import monitor
 
         cfg = rec.config()
+        prev = rec.load_state()
+        if prev.Status == S.EXITED and S.alive(prev.MonitorPid, prev.MonitorStart):
+            # the last monitor is still tearing down (cgroup, network): a new one must not overlap it
+            self.wait(rec, timeout=30)
         with rec.lock():
             st = reconcile(self.paths, rec)
             if st.Status in (S.RUNNING, S.RESTARTING):
@@ -84,6 +88,9 @@ class Engine:
             st.ManuallyStopped = False
             st.Error = ""
             rec.save_state(st)
+        if cfg.get("Pod"):
+            from nsbox.runtime.pods import on_container_start  # pods: start the infra first (podman)
+            on_container_start(self.paths, cfg)
         self._prepare_namespaces(rec, cfg)
         try:
             pid, sync = monitor.spawn(self.paths, rec.id)
