@@ -6,7 +6,6 @@
     the guest's root disk is a throw-away snapshot)."""
 import os
 import subprocess
-import time
 
 import pytest
 
@@ -20,17 +19,14 @@ def provision(*args, path_prefix=None):
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     if path_prefix:
         env["PATH"] = f"{path_prefix}:{env['PATH']}"
-    t0 = time.monotonic()
-    r = subprocess.run(["bash", PROVISION, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       env=env, timeout=300)
-    return r, time.monotonic() - t0
+    return subprocess.run(["bash", PROVISION, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          env=env, timeout=300)
 
 
-def test_rerun_is_a_fast_noop():
-    r, took = provision("--no-link")
+def test_rerun_is_a_noop():
+    r = provision("--no-link")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "apt packages: all present" in r.stdout and "nsbox already installed" in r.stdout
-    assert took < 30   # under TCG; about 0.7 s natively
 
 
 @pytest.fixture
@@ -52,7 +48,7 @@ def fake_grub(tmp_path):
 
 
 def test_vagrant_guest_on_pure_v2_leaves_grub_alone(fake_grub):
-    r, _ = provision("--vagrant-guest", "--no-link", path_prefix=fake_grub / "bin")
+    r = provision("--vagrant-guest", "--no-link", path_prefix=fake_grub / "bin")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "no v1 hierarchy mounted" in r.stdout
     assert 'GRUB_CMDLINE_LINUX=""' in open("/etc/default/grub").read()
@@ -65,8 +61,8 @@ def test_vagrant_guest_with_v1_mounted_fixes_grub(fake_grub):
     mnt.mkdir()
     subprocess.run(["mount", "-t", "cgroup", "-o", "none,name=nsboxlanetest", "cgroup", str(mnt)], check=True)
     try:
-        r, _ = provision("--vagrant-guest", "--no-link", path_prefix=fake_grub / "bin")
-        r2, _ = provision("--vagrant-guest", "--no-link", path_prefix=fake_grub / "bin")
+        r = provision("--vagrant-guest", "--no-link", path_prefix=fake_grub / "bin")
+        r2 = provision("--vagrant-guest", "--no-link", path_prefix=fake_grub / "bin")
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
     assert r.returncode == 0 and r2.returncode == 0, r.stdout + r.stderr + r2.stdout + r2.stderr
