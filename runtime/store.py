@@ -6,7 +6,6 @@ get the same name, and no global lock is held across slow work.
 from __future__ import annotations
 
 import os
-import secrets
 
 from nsbox.runtime import state as S
 from nsbox.runtime.errors import Conflict, InvalidArgument, NotFound
@@ -54,7 +53,7 @@ class ContainerStore:
     # --- records
     def new(self, name: str | None) -> tuple[ContainerRecord, str]:
         """Reserve an id and a name; make the container's directory."""
-        cid = secrets.token_hex(32)
+        cid = os.urandom(32).hex()  # not secrets: it imports hmac/base64, ~4 ms on every run
         if name:
             name = name.lstrip("/")
             if not valid_name(name):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field
 
 from nsbox.runtime.errors import Conflict, InvalidArgument, NotFound
@@ -32,7 +31,7 @@ class VolumeStore:
 
     def create(self, name: str = "", labels: dict | None = None, anonymous: bool = False) -> Volume:
         if not name:
-            name, anonymous = secrets.token_hex(32), True
+            name, anonymous = os.urandom(32).hex(), True
         if not VOLUME_NAME.match(name):
             raise InvalidArgument(f'"{name}" includes invalid characters for a local volume name, '
                                   'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed')
