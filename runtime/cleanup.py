@@ -38,6 +38,22 @@ def release_network(paths: Paths, rec: ContainerRecord, cfg: dict | None = None)
         rec.save_state(st)
 
 
+def network_owner_alive(paths: Paths):
+    """For network reconciliation: does this container still own its network objects?
+
+    Running, paused or restarting, its monitor still alive, or a CLI in the middle of starting it
+    (its objects exist before its state records them): then they are not garbage.
+    """
+    def alive(cid: str) -> bool:
+        rec = ContainerRecord(paths, cid)
+        if not rec.exists():
+            return False
+        st = rec.load_state()
+        return (st.Status in (S.RUNNING, S.PAUSED, S.RESTARTING) or S.alive(st.MonitorPid, st.MonitorStart)
+                or rec.starting())
+    return alive
+
+
 def release_cgroup(cfg: dict) -> None:
     path = cfg.get("Spec", {}).get("linux", {}).get("cgroupsPath")
     if not path:

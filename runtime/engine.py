@@ -70,6 +70,10 @@ class Engine:
         `attach_cb(rec)` runs after the monitor listens and before the container starts, so an
         attached client sees all output from the first byte.
         """
+        with rec.start_lock():
+            return self._start(rec, attach_cb)
+
+    def _start(self, rec: ContainerRecord, attach_cb) -> int:
         from nsbox.runtime import monitor
 
         cfg = rec.config()
@@ -181,7 +185,10 @@ class Engine:
         st = rec.load_state()
         if st.NetNS and os.path.exists(st.NetNS):
             return st.NetNS
-        from nsbox.runtime.netglue import setup_container  # lazy: pyroute2 lives behind this import
+        from nsbox.runtime.netglue import reconcile, setup_container  # lazy: pyroute2 lives behind this
+        # what a kill -9 left half-made (ours or others'), reclaimed at the next bridge start-up
+        from nsbox.runtime.cleanup import network_owner_alive
+        reconcile(self.paths, network_owner_alive(self.paths))
         netns, status = setup_container(self.paths, rec.id, cfg)
         with rec.lock():
             st = rec.load_state()

@@ -46,6 +46,11 @@ def render_hosts(base: str, entries: list[tuple[str, list[str]]]) -> str:
     return render(base, entries)
 
 
+def reconcile(paths: Paths, alive) -> None:
+    from nsbox.network.api import reconcile as net_reconcile
+    net_reconcile(paths, alive)
+
+
 def purge(paths: Paths) -> None:
     """Remove every network object of this state root (tests)."""
     from nsbox.network.api import purge as net_purge

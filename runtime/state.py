@@ -97,6 +97,25 @@ class ContainerRecord:
     def lock(self):
         return locked(self.lock_path)
 
+    def start_lock(self):
+        """Held by a CLI for the whole of `start` (not the state lock: the monitor needs that one)."""
+        return locked(os.path.join(self.dir, "start.lock"))
+
+    def starting(self) -> bool:
+        """Is some CLI in the middle of starting this container right now?"""
+        import fcntl
+        try:
+            fd = os.open(os.path.join(self.dir, "start.lock"), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
     def load_state(self) -> ContainerState:
         try:
             data = read_json(self.state_path)

@@ -124,3 +124,17 @@ def test_kill_9_of_cli_during_start_leaves_nothing_after_rm(nsbox):
     if ids:
         nsbox.ok("rm", "-f", *ids)
     # the suite's leak check verifies that no veth, netns file or nft table of this root remains
+
+
+@pytest.mark.slow
+def test_50_concurrent_containers_on_one_bridge(nsbox):
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(25) as pool:
+        rs = list(pool.map(lambda i: nsbox("run", "-d", "--name", f"n{i}", "busybox", "sleep", "300", timeout=300),
+                           range(50)))
+    assert all(r.returncode == 0 for r in rs), [r.stderr for r in rs if r.returncode][:3]
+    ips = [nsbox.inspect(f"n{i}")["NetworkSettings"]["IPAddress"] for i in range(50)]
+    assert len(set(ips)) == 50 and all(ips)
+    script = " ".join(f"ping -c1 -W2 {ip} >/dev/null && echo ok;" for ip in ips)
+    r = nsbox("exec", "n0", "sh", "-c", script, timeout=300)
+    assert r.stdout.split().count("ok") == 50
