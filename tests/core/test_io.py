@@ -14,8 +14,9 @@ pytestmark = pytest.mark.vm
 NONE = ("--network", "none")
 
 
-def run_in_pty(env, args, rows=33, cols=97, timeout=30, send=b""):
-    """Run nsbox on a real pty of a given size; returns (exit code, output)."""
+def run_in_pty(env, args, rows=33, cols=97, timeout=60, send=b""):
+    """Run nsbox on a real pty of a given size, behaving like a terminal: answer ash's
+    cursor-position queries (ESC[6n) and type `send` once a prompt shows. -> (exit code, output)"""
     import fcntl
     import struct
     import termios
@@ -25,9 +26,6 @@ def run_in_pty(env, args, rows=33, cols=97, timeout=30, send=b""):
                          start_new_session=True)
     os.close(slave)
     out = b""
-    if send:
-        time.sleep(0.5)
-        os.write(master, send)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r, _, _ = select.select([master], [], [], 0.2)
@@ -39,6 +37,11 @@ def run_in_pty(env, args, rows=33, cols=97, timeout=30, send=b""):
             if not data:
                 break
             out += data
+            if b"\x1b[6n" in data:
+                os.write(master, b"\x1b[1;1R")
+            if send and b"# " in out:
+                os.write(master, send)
+                send = b""
         elif p.poll() is not None:
             break
     p.wait(timeout=timeout)
