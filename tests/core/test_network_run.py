@@ -138,3 +138,10 @@ def test_50_concurrent_containers_on_one_bridge(nsbox):
     script = " ".join(f"ping -c1 -W2 {ip} >/dev/null && echo ok;" for ip in ips)
     r = nsbox("exec", "n0", "sh", "-c", script, timeout=300)
     assert r.stdout.split().count("ok") == 50
+
+
+def test_network_none_imports_no_netlink_code(nsbox):
+    # the CLI prints its imports (PYTHONPROFILEIMPORTTIME); the monitor runs with -I and ignores it
+    r = nsbox("run", "--rm", "--network", "none", "busybox", "true", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert r.returncode == 0
+    assert "import time:" in r.stderr and "pyroute2" not in r.stderr
