@@ -748,15 +748,17 @@ class Bench:
         r = sh(self.nsbox + ["pod", "create", "--name", name])
         if r.returncode:
             return self.skip("pause", "pod pause process RSS", f"nsbox pod create: {r.stderr.strip()[-200:]}")
-        sh(self.nsbox + ["run", "-d", "--pod", name, "--network", "none", "busybox", "sleep", "1000"])
+        sh(self.nsbox + ["pod", "start", name])
+        sh(self.nsbox + ["run", "-d", "--pod", name, "busybox", "sleep", "1000"])  # members take the pod's network
         out = sh(self.nsbox + ["pod", "inspect", name]).stdout
         pids = []
         with contextlib.suppress(Exception):
             info = json.loads(out)
             info = info[0] if isinstance(info, list) else info
-            for k in ("InfraPid", "PausePid", "InfraContainerPid"):
-                if info.get(k):
-                    pids.append(int(info[k]))
+            infra = info["InfraContainerID"]
+            pid = sh(self.nsbox + ["inspect", "-f", "{{.State.Pid}}", infra]).stdout.strip()
+            if pid.isdigit() and int(pid) > 0:
+                pids.append(int(pid))
         if not pids:
             pids = find_pids("pause", name) or find_pids("catatonit")
         mem = [proc_mem(p) for p in pids]
