@@ -114,14 +114,15 @@ def build_request(image: str, command: tuple, kw: dict):
 
 def _attach_and_start(engine, rec, stdin: bool, tty: bool, proxy_signals: bool = True) -> int:
     """Start `rec` with this terminal attached; returns the container's exit code."""
+    pid, sock = engine.start(rec, attach=True)
+    return _relay(engine, rec, pid, sock, stdin, tty, proxy_signals)
+
+
+def _relay(engine, rec, pid: int, sock, stdin: bool, tty: bool, proxy_signals: bool = True) -> int:
+    """Our stdio (or terminal) <-> the container, until it exits; returns its exit code."""
     from nsbox.runtime import client
-    holder = {}
-
-    def attach(r):
-        holder["sock"] = client.connect(r.attach_path)
-
-    pid = engine.start(rec, attach_cb=attach)
-    sock = holder["sock"]
+    if sock is None:  # it was already running: attach like `nsbox attach`
+        sock = client.connect(rec.attach_path)
     if proxy_signals and not tty:
         import signal as _s
 
@@ -155,15 +156,13 @@ def run(ctx: CliContext, detach: bool, image: str, command: tuple, **kw):
     engine = _engine(ctx)
     image = _pulled(ctx, image, kw.pop("pull"))
     req = build_request(image, command, kw)
-    rec, warnings = engine.create(req)
+    rec, warnings, pid, sock = engine.run(req, attach=not detach)
     for w in warnings:
         warn(w)
     if detach:
-        engine.start(rec)
         click.echo(rec.id)
         return
-    code = _attach_and_start(engine, rec, stdin=req.interactive, tty=req.tty)
-    raise ContainerExit(code)
+    raise ContainerExit(_relay(engine, rec, pid, sock, stdin=req.interactive, tty=req.tty))
 
 
 @click.command(context_settings={"allow_interspersed_args": False})

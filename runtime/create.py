@@ -20,7 +20,7 @@ HOSTS_HEADER = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback
                 "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
 
 
-def build_container(engine, req: G.ContainerRequest) -> tuple[ContainerRecord, list[str]]:
+def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[ContainerRecord, list[str]]:
     paths = engine.paths
     warnings: list[str] = []
 
@@ -76,6 +76,8 @@ def build_container(engine, req: G.ContainerRequest) -> tuple[ContainerRecord, l
 
     rec, name = engine.store.new(req.name)
     try:
+        if on_record is not None:
+            on_record(rec)
         hostname = req.hostname or (socket.gethostname() if network == "host" else rec.id[:12])
         if other is not None and not req.hostname:
             hostname = other.config()["Config"]["Hostname"]

@@ -58,22 +58,50 @@ class Engine:
         return reconcile(self.paths, rec)
 
     # --- create ------------------------------------------------------------
-    def create(self, req: ContainerRequest) -> tuple[ContainerRecord, list[str]]:
-        """Make the container (no process yet). Returns its record and warnings."""
+    def create(self, req: ContainerRequest, on_record=None) -> tuple[ContainerRecord, list[str]]:
+        """Make the container (no process yet). Returns its record and warnings.
+
+        `on_record(rec)` runs as soon as the record exists (run uses it to spawn the monitor early).
+        """
         from nsbox.runtime.create import build_container
-        return build_container(self, req)
+        return build_container(self, req, on_record)
+
+    def run(self, req: ContainerRequest, attach: bool) -> tuple[ContainerRecord, list[str], int, object]:
+        """create + start, with the monitor's start-up overlapping create's work.
+
+        Returns (record, warnings, PID 1's host pid, the attach socket or None).
+        """
+        from nsbox.runtime import monitor
+        early: dict = {}
+
+        def spawn(rec: ContainerRecord) -> None:
+            early["h"] = monitor.spawn(self.paths, rec.id, attach)
+
+        try:
+            rec, warnings = self.create(req, on_record=spawn)
+        except BaseException:
+            if "h" in early:
+                early["h"].abort()
+            raise
+        pid, sock = self.start(rec, attach=attach, handle=early.get("h"))
+        return rec, warnings, pid, sock
 
     # --- start -------------------------------------------------------------
-    def start(self, rec: ContainerRecord, attach_cb=None) -> int:
-        """Start a created or exited container; returns PID 1's host pid.
+    def start(self, rec: ContainerRecord, attach: bool = False, handle=None) -> tuple[int, object]:
+        """Start a created or exited container; returns (PID 1's host pid, attach socket or None).
 
-        `attach_cb(rec)` runs after the monitor listens and before the container starts, so an
-        attached client sees all output from the first byte.
+        With attach, the socket is connected before the container starts, so the caller sees all
+        output from the first byte. `handle` is a monitor spawned earlier (see run).
         """
         with rec.start_lock():
-            return self._start(rec, attach_cb)
+            try:
+                return self._start(rec, attach, handle)
+            except BaseException:
+                if handle is not None and handle.sync.fileno() != -1:
+                    handle.abort()
+                raise
 
-    def _start(self, rec: ContainerRecord, attach_cb) -> int:
+    def _start(self, rec: ContainerRecord, attach: bool, handle) -> tuple[int, object]:
         from nsbox.runtime import monitor
 
         cfg = rec.config()
@@ -84,7 +112,9 @@ class Engine:
         with rec.lock():
             st = reconcile(self.paths, rec)
             if st.Status in (S.RUNNING, S.RESTARTING):
-                return st.Pid
+                if handle is not None:
+                    handle.abort()
+                return st.Pid, None
             if st.Status == S.PAUSED:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if st.Status == S.REMOVING:
@@ -92,36 +122,39 @@ class Engine:
             st.ManuallyStopped = False
             st.Error = ""
             rec.save_state(st)
+        if handle is None:
+            # spawn first: the monitor's interpreter starts while we set up namespaces and networks
+            try:
+                handle = monitor.spawn(self.paths, rec.id, attach)
+            except OSError as e:
+                raise NsboxError(f"starting the container monitor: {e}") from None
         if cfg.get("Pod"):
             from nsbox.runtime.pods import on_container_start  # pods: start the infra first (podman)
             on_container_start(self.paths, cfg)
-        self._prepare_namespaces(rec, cfg)
         try:
-            pid, sync = monitor.spawn(self.paths, rec.id)
-        except OSError as e:
+            self._prepare_namespaces(rec, cfg)
+        except BaseException:
+            handle.abort()
             self._undo_network(rec)
-            raise NsboxError(f"starting the container monitor: {e}") from None
-        f = sync.makefile("rb")
-        msg = self._sync_read(f)
-        if "ready" not in msg:
-            self._undo_network(rec)
-            raise NsboxError(msg.get("error", "the container monitor failed to start; see monitor.log"))
+            raise
+        f = handle.sync.makefile("rb")
         try:
-            if attach_cb is not None:
-                attach_cb(rec)
-        finally:
-            sync.sendall(b'{"go": true}\n')
-        msg = self._sync_read(f)
-        sync.close()
+            handle.sync.sendall(b'{"go": true}\n')
+            msg = self._sync_read(f)
+        except OSError:
+            msg = {}
+        handle.sync.close()
         if "started" in msg:
             try:
-                os.waitpid(pid, os.WNOHANG)
+                os.waitpid(handle.pid, os.WNOHANG)
             except ChildProcessError:
                 pass
-            return int(msg["started"])
+            return int(msg["started"]), handle.attach
         # a failed start: let the monitor finish its cleanup (and --rm) before we answer
+        if handle.attach is not None:
+            handle.attach.close()
         try:
-            os.waitpid(pid, 0)
+            os.waitpid(handle.pid, 0)
         except ChildProcessError:
             pass
         err = msg.get("error") or "the container monitor died; see monitor.log"
@@ -287,7 +320,7 @@ class Engine:
 
     def restart(self, rec: ContainerRecord, timeout: int | None = None) -> int:
         self.stop(rec, timeout)
-        return self.start(rec)
+        return self.start(rec)[0]
 
     # --- pause -------------------------------------------------------------
     def _cgroup(self, rec: ContainerRecord):

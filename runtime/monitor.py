@@ -6,7 +6,10 @@ writes the json-file log, serves attach clients, records the exit code and time 
 applies the restart policy, and cleans up (cgroup, network, --rm) even with no CLI around.
 
 Run as: python -I -c 'from nsbox.runtime.monitor import main; main()' CID ROOT RUNROOT
-with the CLI's end of a sync socketpair on fd 3.
+with the CLI's end of a sync socketpair on fd 3 and, for an attached CLI, a connected attach socket
+on fd 4. The CLI spawns the monitor as early as it can (as soon as the container's record exists),
+so the interpreter's start-up overlaps the CLI's own work; the monitor touches nothing until the
+CLI says "go" (and exits quietly if the CLI goes away first).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from nsbox.runtime.paths import Paths
 from nsbox.runtime.state import ContainerRecord
 
 SYNC_FD = 3
+ATTACH_FD = 4
 
 
 class Sync:
@@ -43,18 +47,20 @@ class Sync:
         except OSError:
             self.close()
 
-    def wait_go(self) -> None:
+    def wait_go(self) -> bool:
+        """True on "go"; False when the CLI gave up (create failed, start refused, CLI killed)."""
         if self.sock is None:
-            return
+            return True
         buf = b""
         while b"\n" not in buf:
             try:
                 chunk = self.sock.recv(4096)
             except OSError:
-                return
+                return False
             if not chunk:
-                return  # the CLI died: start anyway, the state will tell the truth
+                return False
             buf += chunk
+        return b'"go"' in buf
 
     def close(self) -> None:
         if self.sock is not None:
@@ -66,7 +72,7 @@ class Sync:
 
 
 class Monitor:
-    def __init__(self, paths: Paths, cid: str, sync: Sync):
+    def __init__(self, paths: Paths, cid: str, sync: Sync, attach_fd: int | None = None):
         self.paths = paths
         self.rec = ContainerRecord(paths, cid)
         self.cfg = self.rec.config()
@@ -82,6 +88,11 @@ class Monitor:
         self.outputs: dict[int, str] = {}
         self.pid = 0
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        if attach_fd is not None:  # the CLI that started us, connected before the first byte
+            conn = socket.socket(fileno=attach_fd)
+            conn.setblocking(True)
+            self.clients.append(conn)
+            self.readers[conn.fileno()] = A.FrameReader()
 
     # --- setup -------------------------------------------------------------
     def listen(self) -> None:
@@ -297,16 +308,6 @@ class Monitor:
             if pid == self.pid:
                 return status
 
-    def _accept_pending(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except (BlockingIOError, OSError):
-                return
-            conn.setblocking(True)
-            self.clients.append(conn)
-            self.readers[conn.fileno()] = A.FrameReader()
-
     def _accept(self, poller) -> None:
         try:
             conn, _ = self.listener.accept()
@@ -465,9 +466,6 @@ class Monitor:
             st.MonitorPid = os.getpid()
             st.MonitorStart = S.proc_starttime(os.getpid())
             self.rec.save_state(st)
-        self.sync.send(ready=True)
-        self.sync.wait_go()
-        self._accept_pending()  # the CLI connected before "go": it must see the first byte
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
 
@@ -553,12 +551,17 @@ def main() -> None:
         pass
     for s in (signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
         signal.signal(s, signal.SIG_IGN)
-    sync_fd = SYNC_FD
-    try:
-        os.fstat(sync_fd)
-    except OSError:
-        sync_fd = None
-    mon = Monitor(Paths(root, runroot), cid, Sync(sync_fd))
+    def fd_or_none(fd: int) -> int | None:
+        try:
+            os.fstat(fd)
+            return fd
+        except OSError:
+            return None
+
+    sync = Sync(fd_or_none(SYNC_FD))
+    if not sync.wait_go():
+        os._exit(0)  # nothing was started and nothing is ours to clean
+    mon = Monitor(Paths(root, runroot), cid, sync, fd_or_none(ATTACH_FD))
     try:
         mon.run()
     except Exception as e:  # leave a trace and a truthful state, never a 'running' ghost
@@ -579,9 +582,29 @@ def main() -> None:
     os._exit(0)
 
 
-def spawn(paths: Paths, cid: str) -> tuple[int, socket.socket]:
-    """Start the monitor for `cid` in its own session; returns (pid, the CLI's sync socket)."""
+class Handle:
+    """The CLI's side of a monitor it spawned: sync socket, attach socket, and the pid to reap."""
+
+    def __init__(self, pid: int, sync: socket.socket, attach: socket.socket | None):
+        self.pid, self.sync, self.attach = pid, sync, attach
+
+    def abort(self) -> None:
+        """Before "go": the monitor sees EOF and exits without touching anything."""
+        for s in (self.sync, self.attach):
+            if s is not None:
+                s.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def spawn(paths: Paths, cid: str, attach: bool = False) -> Handle:
+    """Start the monitor for `cid` in its own session; it waits for "go" on the sync socket."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    a_ours = a_theirs = None
+    if attach:
+        a_ours, a_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     rec = ContainerRecord(paths, cid)
     os.makedirs(rec.run_dir, exist_ok=True)
     errlog = os.path.join(rec.dir, "monitor.log")
@@ -593,9 +616,15 @@ def spawn(paths: Paths, cid: str) -> tuple[int, socket.socket]:
         (os.POSIX_SPAWN_OPEN, 2, errlog, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
         (os.POSIX_SPAWN_DUP2, theirs.fileno(), SYNC_FD),
     ]
-    pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions, setsid=True)
-    theirs.close()
-    return pid, ours
+    if a_theirs is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, a_theirs.fileno(), ATTACH_FD))
+    try:
+        pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions, setsid=True)
+    finally:
+        theirs.close()
+        if a_theirs is not None:
+            a_theirs.close()
+    return Handle(pid, ours, a_ours)
 
 
-__all__ = ["main", "spawn", "Monitor", "errno", "parse_iso"]
+__all__ = ["main", "spawn", "Handle", "Monitor", "errno", "parse_iso"]

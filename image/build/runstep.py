@@ -43,20 +43,15 @@ def run(builder, stage, argv: list[str], arg_env: list[str]) -> str:
         for w in warnings:
             out(f"[Warning] {w}")
         out(f" ---> Running in {rec.id[:12]}")
-        holder = {}
-
-        def attach(r):
-            holder["sock"] = client.connect(r.attach_path)
         saved = sys.stdout, sys.stderr
         if builder.opts.quiet:
             sys.stdout, sys.stderr = _Null(), _Null()
         try:
             try:
-                engine.start(rec, attach_cb=attach)
+                _, sock = engine.start(rec, attach=True)
             except NsboxError as e:
                 code = getattr(e, "exit_code", 125)
                 raise BuildFailed(f"{e}\nThe command '{' '.join(argv)}' returned a non-zero code: {code}") from None
-            sock = holder["sock"]
             code = client.relay(sock, stdin=False, tty=False)
             sock.close()
         finally:
