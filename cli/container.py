@@ -133,11 +133,15 @@ def _relay(engine, rec, pid: int, sock, stdin: bool, tty: bool, proxy_signals: b
                 pass
         for s in (_s.SIGINT, _s.SIGTERM, _s.SIGHUP, _s.SIGUSR1, _s.SIGUSR2, _s.SIGQUIT):
             _s.signal(s, forward)
-    if tty and stdin and os.isatty(0):
-        with client.RawTerminal(0):
-            code = client.relay(sock, stdin=True, tty=True)
-    else:
-        code = client.relay(sock, stdin=stdin, tty=tty)
+    try:
+        if tty and stdin and os.isatty(0):
+            with client.RawTerminal(0):
+                code = client.relay(sock, stdin=True, tty=True)
+        else:
+            code = client.relay(sock, stdin=stdin, tty=tty)
+    except client.Detached:
+        sock.close()
+        return 0  # docker: the container keeps running, the client exits 0
     sock.close()
     if code is None:
         code = engine.wait(rec).ExitCode
@@ -503,14 +507,7 @@ def attach(ctx: CliContext, no_stdin, sig_proxy, container):
     cfg = rec.config()
     tty = bool(cfg["Config"].get("Tty"))
     stdin = bool(cfg["Config"].get("OpenStdin")) and not no_stdin
-    sock = client.connect(rec.attach_path)
-    if tty and stdin and os.isatty(0):
-        with client.RawTerminal(0):
-            code = client.relay(sock, stdin=True, tty=True)
-    else:
-        code = client.relay(sock, stdin=stdin, tty=tty)
-    if code is None:
-        code = engine.wait(rec).ExitCode
+    code = _relay(engine, rec, st.Pid, client.connect(rec.attach_path), stdin, tty, proxy_signals=sig_proxy)
     raise ContainerExit(code)
 
 

@@ -46,8 +46,18 @@ class RawTerminal:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, docker's default
+
+
+class Detached(Exception):
+    """The user typed the detach sequence: the container keeps running."""
+
+
 def relay(sock: socket.socket, stdin: bool, tty: bool) -> int | None:
-    """Until the monitor sends the exit frame (-> exit code) or goes away (-> None)."""
+    """Until the monitor sends the exit frame (-> exit code) or goes away (-> None).
+
+    With a tty and stdin, ctrl-p ctrl-q detaches (raises Detached) as in docker.
+    """
     out = sys.stdout.buffer
     err = sys.stderr.buffer
     reader = A.FrameReader()
@@ -66,6 +76,7 @@ def relay(sock: socket.socket, stdin: bool, tty: bool) -> int | None:
         if size:
             sock.sendall(A.frame(A.RESIZE, f"{size[0]} {size[1]}".encode()))
     code = None
+    prev = b""  # the detach sequence may straddle two reads
     try:
         while True:
             try:
@@ -92,6 +103,18 @@ def relay(sock: socket.socket, stdin: bool, tty: bool) -> int | None:
                         data = os.read(0, 65536)
                     except OSError:
                         data = b""
+                    if data and tty:
+                        seen = prev + data
+                        if DETACH_KEYS in seen:
+                            before = seen[:seen.index(DETACH_KEYS)][len(prev):]
+                            if before:
+                                sock.sendall(A.frame(A.STDIN, before))
+                            raise Detached()
+                        # hold back a lone ctrl-p until we know what follows it
+                        if data.endswith(DETACH_KEYS[:1]):
+                            data, prev = data[:-1], DETACH_KEYS[:1]
+                        else:
+                            data, prev = (prev + data) if prev else data, b""
                     if data:
                         sock.sendall(A.frame(A.STDIN, data))
                     else:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.vm
 NONE = ("--network", "none")
 
 
-def run_in_pty(env, args, rows=33, cols=97, timeout=60, send=b""):
+def run_in_pty(env, args, rows=33, cols=97, timeout=60, send=b"", wait_prompt=True):
     """Run nsbox on a real pty of a given size, behaving like a terminal: answer ash's
     cursor-position queries (ESC[6n) and type `send` once a prompt shows. -> (exit code, output)"""
     import fcntl
@@ -26,6 +26,10 @@ def run_in_pty(env, args, rows=33, cols=97, timeout=60, send=b""):
                          start_new_session=True)
     os.close(slave)
     out = b""
+    if send and not wait_prompt:  # e.g. attach: the prompt was printed before we came
+        time.sleep(1)
+        os.write(master, send)
+        send = b""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         r, _, _ = select.select([master], [], [], 0.2)
@@ -147,3 +151,11 @@ def test_attach_to_running(nsbox):
     cid = nsbox.ok("run", "-d", *NONE, "busybox", "sh", "-c", "sleep 1; echo late; exit 6").strip()
     r = nsbox("attach", cid)
     assert "late" in r.stdout and r.returncode == 6
+
+
+def test_detach_keys_leave_the_container_running(nsbox):
+    code, out = run_in_pty(nsbox.env, ["run", "-it", "--name", "det", *NONE, "busybox", "sh"], send=b"\x10\x11")
+    assert code == 0
+    assert nsbox.inspect("det")["State"]["Status"] == "running"
+    code, out = run_in_pty(nsbox.env, ["attach", "det"], send=b"echo back-$((1+1))\rexit 3\r", wait_prompt=False)
+    assert "back-2" in out and code == 3
