@@ -90,11 +90,15 @@ def render(template: str, obj) -> str:
         raise InvalidArgument(f"template: {e}") from None
 
 
-def table_headers(template: str) -> str:
+IMAGE_HEADERS = {"ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "CreatedSince": "CREATED",
+                 "CreatedAt": "CREATED AT", "Size": "SIZE", "Digest": "DIGEST"}
+
+
+def table_headers(template: str, extra: dict | None = None) -> str:
     """'table {{.ID}}\t{{.Names}}' -> 'CONTAINER ID\tNAMES' (docker's header names)."""
     names = {"ID": "CONTAINER ID", "Names": "NAMES", "Image": "IMAGE", "Command": "COMMAND",
              "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Status": "STATUS", "Ports": "PORTS",
              "Size": "SIZE", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS", "State": "STATE",
-             "Pod": "POD", "PodName": "POD NAME"}
+             "Pod": "POD", "PodName": "POD NAME", **(extra or {})}
     body = template.replace("\\t", "\t")
     return _ACTION.sub(lambda m: names.get(m.group(1).lstrip("."), m.group(1).lstrip(".").upper()), body)

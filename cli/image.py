@@ -53,26 +53,71 @@ def _short(image_id: str, no_trunc: bool) -> str:
 
 
 # ---------------------------------------------------------------- images / image ls
-def _list(cli, quiet: bool, no_trunc: bool, all_: bool) -> None:
+def _rows(cli, all_: bool, repository: str | None, filters: tuple) -> list[tuple[str, str, object]]:
+    """(repository, tag, image) rows, newest first, as docker's `images` selects them."""
+    import fnmatch
     from nsbox.image import reference
+    from nsbox.runtime.errors import InvalidArgument
     st = _store(cli)
     imgs = sorted(st.list(), key=lambda i: (_parse_time(i.created) or 0), reverse=True)
     if not all_:  # docker hides untagged build intermediates unless -a
         from nsbox.image.build.cache import intermediate_ids
         hidden = intermediate_ids(st)
         imgs = [i for i in imgs if i.names or i.id not in hidden]
-    rows, seen = [], set()
+    want = reference.parse(repository, default_tag=False) if repository else None
+    conds = []
+    for f in filters:
+        key, eq, value = f.partition("=")
+        if not eq or key not in ("dangling", "reference", "label"):
+            raise InvalidArgument(f"invalid filter '{f}'")
+        if key == "dangling" and value not in ("true", "false"):
+            raise InvalidArgument(f"invalid filter 'dangling={value}'")
+        conds.append((key, value))
+    rows = []
     for img in imgs:
-        refs = img.names or [None]
-        for n in refs:
+        labels = (img.config.get("config") or {}).get("Labels") or {}
+        for n in img.names or [None]:
             repo, tag = reference.split_familiar(n) if n else ("<none>", "<none>")
-            rows.append((repo, tag, img))
+            if want is not None:
+                r = reference.parse(n) if n else None
+                if r is None or r.repository != want.repository or (want.tag is not None and r.tag != want.tag):
+                    continue
+            ok = True
+            for key, value in conds:
+                if key == "dangling":
+                    ok &= (n is None) == (value == "true")
+                elif key == "reference":
+                    ok &= n is not None and (fnmatch.fnmatch(f"{repo}:{tag}", value) or fnmatch.fnmatch(repo, value))
+                else:
+                    k, _, v = value.partition("=")
+                    ok &= k in labels and (not v or labels[k] == v)
+            if ok:
+                rows.append((repo, tag, img))
+    return rows
+
+
+def _list(cli, quiet: bool, no_trunc: bool, all_: bool, repository: str | None = None, filters: tuple = (),
+          fmt: str | None = None) -> None:
+    rows = _rows(cli, all_, repository, filters)
     if quiet:
-        for _, _, img in rows:
-            i = _short(img.id, no_trunc)
-            if i not in seen:
-                seen.add(i)
-                click.echo(i)
+        for i in dict.fromkeys(_short(img.id, no_trunc) for _, _, img in rows):
+            click.echo(i)
+        return
+    if fmt:
+        import json
+        from nsbox.cli.format import IMAGE_HEADERS, render, table_headers
+        views = [{"ID": _short(i.id, no_trunc), "Repository": r, "Tag": t, "CreatedSince": _ago(i.created),
+                  "CreatedAt": i.created, "Size": human_size(i.size), "Digest": "<none>"} for r, t, i in rows]
+        if fmt == "json":
+            for v in views:
+                click.echo(json.dumps(v))
+            return
+        if fmt.startswith("table"):
+            body = fmt[5:].strip()
+            click.echo(table_headers(body, IMAGE_HEADERS))
+            fmt = body
+        for v in views:
+            click.echo(render(fmt, v))
         return
     print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
                 [[r, t, _short(i.id, no_trunc), _ago(i.created), human_size(i.size)] for r, t, i in rows])
@@ -82,6 +127,8 @@ _list_opts = [
     click.option("-q", "--quiet", is_flag=True, help="Only show image IDs."),
     click.option("--no-trunc", is_flag=True, help="Don't truncate output."),
     click.option("-a", "--all", "all_", is_flag=True, help="Show all images (default hides intermediate images)."),
+    click.option("-f", "--filter", "filters", multiple=True, help="Filter: dangling=true|false, reference=PATTERN, label=K[=V]."),
+    click.option("--format", "fmt", default=None, help="Format output using a Go template or 'json'."),
 ]
 
 
@@ -97,29 +144,9 @@ def _with(opts):
 @_with(_list_opts)
 @click.argument("repository", required=False)
 @pass_cli
-def images(cli, quiet, no_trunc, all_, repository):
+def images(cli, quiet, no_trunc, all_, filters, fmt, repository):
     """List images."""
-    if repository:
-        return _list_filtered(cli, quiet, no_trunc, repository)
-    _list(cli, quiet, no_trunc, all_)
-
-
-def _list_filtered(cli, quiet, no_trunc, repository):
-    from nsbox.image import reference
-    st = _store(cli)
-    want = reference.parse(repository, default_tag=False)
-    rows = []
-    for img in st.list():
-        for n in img.names:
-            r = reference.parse(n)
-            if r.repository == want.repository and (want.tag is None or r.tag == want.tag):
-                rows.append((r.familiar_repository, r.tag, img))
-    if quiet:
-        for i in dict.fromkeys(_short(img.id, no_trunc) for _, _, img in rows):
-            click.echo(i)
-        return
-    print_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-                [[r, t, _short(i.id, no_trunc), _ago(i.created), human_size(i.size)] for r, t, i in rows])
+    _list(cli, quiet, no_trunc, all_, repository, filters, fmt)
 
 
 @click.group("image")
@@ -130,9 +157,9 @@ def image():
 @image.command("ls")
 @_with(_list_opts)
 @pass_cli
-def image_ls(cli, quiet, no_trunc, all_):
+def image_ls(cli, quiet, no_trunc, all_, filters, fmt):
     """List images."""
-    _list(cli, quiet, no_trunc, all_)
+    _list(cli, quiet, no_trunc, all_, None, filters, fmt)
 
 
 # ---------------------------------------------------------------- inspect
