@@ -425,6 +425,13 @@ def inspect(ctx: CliContext, fmt, kind, size, objects):
                 continue
         except (NotFound, ImportError):
             pass
+        try:
+            if kind in (None, "pod"):  # podman's inspect also finds pods
+                from nsbox.runtime.pods import PodStore, inspect_pod
+                out.append(inspect_pod(ctx.paths, PodStore(ctx.paths).get(ref)))
+                continue
+        except NotFound:
+            pass
         missing.append(ref)
     if fmt:
         from nsbox.cli.format import render

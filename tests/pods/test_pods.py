@@ -314,3 +314,11 @@ def test_fallback_pause_as_pod_infra(nsbox, paths):
     assert wait_for(reaped, timeout=30)
     nsbox.ok("pod", "stop", "-t", "5", "fb")
     assert nsbox.inspect(infra)["State"]["ExitCode"] == 0
+
+
+def test_inspect_finds_pods(nsbox):
+    nsbox.ok("pod", "create", "--name", "insp")
+    info = json.loads(nsbox.ok("inspect", "--type", "pod", "insp"))[0]
+    assert info["Name"] == "insp" and info["InfraContainerID"]
+    assert json.loads(nsbox.ok("inspect", "insp"))[0]["Name"] == "insp"
+    nsbox.ok("pod", "rm", "-f", "insp")
