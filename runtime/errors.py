@@ -2,9 +2,19 @@
 from __future__ import annotations
 
 
+def one_line(msg: str) -> str:
+    """Messages often echo what the user typed; control characters would break them over lines."""
+    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in msg)
+
+
 class NsboxError(Exception):
-    """nsbox itself failed: exit 125, like docker."""
+    """nsbox itself failed: exit 125, like docker. The message is always one line."""
     exit_code = 125
+
+    def __init__(self, *args):
+        if args and isinstance(args[0], str):
+            args = (one_line(args[0]), *args[1:])
+        super().__init__(*args)
 
 
 class NotFound(NsboxError):

@@ -23,7 +23,12 @@ BUILTIN_ARGS = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_P
 
 
 class BuildFailed(NsboxError):
+    """A failed build step: exit 1, and docker's own output shape (the step's error, then
+    "The command ... returned a non-zero code"), so its message may span those lines."""
     exit_code = 1
+
+    def __init__(self, msg: str):
+        Exception.__init__(self, msg)
 
 
 @dataclass
