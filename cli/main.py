@@ -12,6 +12,7 @@ import sys
 import click
 
 from nsbox.cli.common import CliContext
+from nsbox.runtime import __version__
 from nsbox.runtime.paths import Paths
 
 # verb -> "module:attribute". One module per noun (podman's cmd/podman/<noun>/).
@@ -69,6 +70,7 @@ class LazyGroup(click.Group):
 @click.option("--root", envvar="NSBOX_ROOT", default=None, help="Persistent state and image store (default /var/lib/nsbox).")
 @click.option("--runroot", envvar="NSBOX_RUNROOT", default=None, help="Runtime state (default /run/nsbox).")
 @click.option("--debug", is_flag=True, hidden=True)
+@click.version_option(__version__, "-v", "--version", prog_name="nsbox", message="%(prog)s version %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, root: str | None, runroot: str | None, debug: bool) -> None:
     """nsbox: run containers the way docker does."""
@@ -88,6 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as e:
+        # bare `nsbox` (or a bare group): the help, and success, as docker does
+        click.echo(e.ctx.get_help() if e.ctx else e.format_message())
+        sys.exit(0)
     except click.ClickException as e:
         # bad flags and usage: docker answers 125
         click.echo(f"Error: {e.format_message()}", err=True)

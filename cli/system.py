@@ -9,7 +9,7 @@ import click
 
 from nsbox.cli.common import CliContext, pass_cli
 
-VERSION = "0.1.0"
+from nsbox.runtime import __version__ as VERSION
 
 
 @click.command()
