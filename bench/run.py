@@ -82,16 +82,28 @@ def sh(argv, env=None, check=False, timeout=120, input=None):
 
 def timed(argv, env=None, timeout=300):
     """(seconds, rc, stdout, stderr-tail) of one command; the same code runs in the host and legacy ns."""
+    # Not subprocess.run(timeout=...): its wait polls with sleeps growing to 50 ms, which quantized
+    # every timing (runc read 64 ms instead of 32). Block in waitpid; a watchdog enforces the timeout.
+    import threading
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         try:
-            rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                                timeout=timeout).returncode
-        except subprocess.TimeoutExpired:
-            rc = -999
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         except FileNotFoundError:
+            p = None
+        if p is None:
             rc = 127
-        dt = time.perf_counter() - t0
+        else:
+            expired = []
+            dog = threading.Timer(timeout, lambda: (expired.append(1), p.kill()))
+            dog.start()
+            rc = p.wait()
+            dt = time.perf_counter() - t0
+            dog.cancel()
+            if expired:
+                rc = -999
+        if p is None:
+            dt = time.perf_counter() - t0
         out.seek(0), err.seek(0)
         return dt, rc, out.read().decode(errors="replace"), err.read().decode(errors="replace")[-600:]
 
