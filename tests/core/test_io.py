@@ -26,12 +26,12 @@ def run_in_pty(env, args, rows=33, cols=97, timeout=60, send=b"", wait_prompt=Tr
                          start_new_session=True)
     os.close(slave)
     out = b""
-    if send and not wait_prompt:  # e.g. attach: the prompt was printed before we came
-        time.sleep(1)
-        os.write(master, send)
-        send = b""
+    poke = time.monotonic() + 1  # attach: the prompt came before we did; press Enter until one shows
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if send and not wait_prompt and b"# " not in out and time.monotonic() > poke:
+            os.write(master, b"\r")
+            poke = time.monotonic() + 1
         r, _, _ = select.select([master], [], [], 0.2)
         if r:
             try:
@@ -48,8 +48,14 @@ def run_in_pty(env, args, rows=33, cols=97, timeout=60, send=b"", wait_prompt=Tr
                 send = b""
         elif p.poll() is not None:
             break
-    p.wait(timeout=timeout)
-    os.close(master)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()  # never leave a stuck CLI behind; report what it printed
+        p.wait()
+        raise AssertionError(f"nsbox {' '.join(args)} did not finish; output: {out.decode(errors='replace')!r}")
+    finally:
+        os.close(master)
     return p.returncode, out.decode(errors="replace")
 
 
