@@ -359,11 +359,6 @@ class Bench:
 
     def cleanup_network(self):
         """Remove docker0/podman0 and DOCKER*/NETAVARK* chains that appeared during the run."""
-        import hashlib
-        tag = hashlib.sha256(self.nsbox_root.encode()).hexdigest()[:8]
-        for t in self.nft_tables() - self.before_tables:
-            if t.split()[1].startswith(f"nsbox-{tag}-"):
-                sh(["nft", "delete", "table"] + t.split())
         for link in ("docker0", "podman0", BENCH_BRIDGE):
             if link not in self.before_links and os.path.exists(f"/sys/class/net/{link}"):
                 sh(["ip", "link", "del", link])
@@ -529,6 +524,13 @@ class Bench:
         for net in sh(self.nsbox + ["network", "ls", "-q"]).stdout.split():
             if net not in ("bridge", "host", "none", "nsbox"):
                 sh(self.nsbox + ["network", "rm", net])
+        # what the bench's own root holds in the kernel: its bridge, nft tables, cgroup parent, netns mount
+        try:
+            from nsbox.runtime.cleanup import purge_root
+            from nsbox.runtime.paths import Paths
+            purge_root(Paths(self.nsbox_root, f"{self.tmp}/nsbox/run"))
+        except Exception as e:  # keep cleaning the rest; say what is left
+            self.notes.append(f"nsbox purge: {e}")
 
     def cleanup_oci(self, rt, ex):
         state = f"{self.tmp}/{rt}"
