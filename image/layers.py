@@ -159,23 +159,22 @@ class LayerStore:
             atomic_write(path, data, self.tmp)
         return digest
 
-    def ingest(self, f, expect: str | None = None) -> tuple[str, int]:
-        """Copy a (possibly compressed) stream into the blob store uncompressed -> (digest, size)."""
+    def _write_blob(self, fill, expect: str | None = None) -> tuple[str, int]:
+        """The one way a streamed blob enters the store: write to tmp while hashing, fsync, then
+        rename to its digest (same bytes -> same name, so a racing writer is harmless). -> (digest, size)"""
         import tempfile
-        src = decompressed(f)
         fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
         try:
             with os.fdopen(fd, "wb") as out:
                 hw = _HashingWriter(out)
-                while chunk := src.read(_CHUNK):
-                    hw.write(chunk)
+                fill(hw)
                 out.flush()
                 os.fsync(out.fileno())
             digest = "sha256:" + hw.h.hexdigest()
             if expect and expect != digest:
                 from nsbox.runtime.errors import InvalidArgument
                 raise InvalidArgument(f"layer digest mismatch: expected {expect}, got {digest}")
-            os.rename(tmp, self.blob_path(digest))  # same bytes -> same name: a racing writer is harmless
+            os.rename(tmp, self.blob_path(digest))
             return digest, hw.size
         except BaseException:
             try:
@@ -183,6 +182,15 @@ class LayerStore:
             except FileNotFoundError:
                 pass
             raise
+
+    def ingest(self, f, expect: str | None = None) -> tuple[str, int]:
+        """Copy a (possibly compressed) stream into the blob store uncompressed -> (digest, size)."""
+        src = decompressed(f)
+
+        def fill(hw) -> None:
+            while chunk := src.read(_CHUNK):
+                hw.write(chunk)
+        return self._write_blob(fill, expect)
 
     # ---- extracted layers
     def layer_dir(self, diff_id: str) -> str:
@@ -231,24 +239,11 @@ class LayerStore:
     def layer_from_dir(self, upper: str) -> tuple[str, int]:
         """Walk an overlay upperdir and store an OCI tar diff of it -> (diff_id, size)."""
         import tarfile
-        import tempfile
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                hw = _HashingWriter(out)
-                with tarfile.open(fileobj=hw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                    _tar_upper(tar, upper)
-                out.flush()
-                os.fsync(out.fileno())
-            digest = "sha256:" + hw.h.hexdigest()
-            os.rename(tmp, self.blob_path(digest))
-            return digest, hw.size
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+
+        def fill(hw) -> None:
+            with tarfile.open(fileobj=hw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                _tar_upper(tar, upper)
+        return self._write_blob(fill)
 
 
 def _tar_upper(tar, upper: str) -> None:
