@@ -151,6 +151,8 @@ def purge_root(paths: Paths) -> None:
 
     For test runs and `nsbox system reset`; containers must already be removed.
     """
+    from nsbox.runtime.preload import stop_server
+    stop_server(paths.runroot)  # the warm process that forks this runroot's commands and monitors
     try:
         from nsbox.runtime.netglue import purge
         purge(paths)

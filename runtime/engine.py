@@ -145,18 +145,12 @@ class Engine:
             msg = {}
         handle.sync.close()
         if "started" in msg:
-            try:
-                os.waitpid(handle.pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+            handle.reap_if_done()
             return int(msg["started"]), handle.attach
         # a failed start: let the monitor finish its cleanup (and --rm) before we answer
         if handle.attach is not None:
             handle.attach.close()
-        try:
-            os.waitpid(handle.pid, 0)
-        except ChildProcessError:
-            pass
+        handle.wait()
         err = msg.get("error") or "the container monitor died; see monitor.log"
         code = int(msg.get("code", 125))
         from nsbox.runtime.errors import CannotInvoke, CommandNotFound

@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import signal
+import sys
 import socket
 import stat
 import struct
@@ -221,6 +222,9 @@ def exec_or_report(sc, args: list[str], env: list[str]) -> None:
 
 def tiny_init(sc, args: list[str], env: list[str], error_fd: int) -> None:
     """--init: stay PID 1, run the command as a child, forward signals, reap every zombie."""
+    title = sys.modules.get("setproctitle")  # loaded when forked from the preload server
+    if title is not None:
+        title.setproctitle("nsbox-init -- " + " ".join(args))  # not the monitor's host paths
     child = os.fork()
     if child == 0:
         for s in range(1, signal.NSIG):

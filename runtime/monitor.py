@@ -583,20 +583,48 @@ def main() -> None:
 
 
 class Handle:
-    """The CLI's side of a monitor it spawned: sync socket, attach socket, and the pid to reap."""
+    """The CLI's side of a monitor it started: sync socket, attach socket, and how to wait for it.
 
-    def __init__(self, pid: int, sync: socket.socket, attach: socket.socket | None):
-        self.pid, self.sync, self.attach = pid, sync, attach
+    A monitor forked by the preload server is not our child: we hold a pidfd to wait on instead.
+    """
+
+    def __init__(self, pid: int, sync: socket.socket, attach: socket.socket | None, pidfd: int | None = None):
+        self.pid, self.sync, self.attach, self.pidfd = pid, sync, attach, pidfd
+
+    def wait(self) -> None:
+        if self.pidfd is None:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            return
+        try:
+            select.select([self.pidfd], [], [])
+        finally:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+    def reap_if_done(self) -> None:
+        if self.pidfd is None:
+            try:
+                os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        else:
+            os.close(self.pidfd)
+            self.pidfd = None
 
     def abort(self) -> None:
         """Before "go": the monitor sees EOF and exits without touching anything."""
         for s in (self.sync, self.attach):
             if s is not None:
                 s.close()
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
+        self.wait()
+
+
+# Set once, in a worker of the preload server (runtime/preload.py): monitors are then forked from the
+# server's warm interpreter, sharing its pages, instead of starting an interpreter of their own.
+FORK_SERVER: str | None = None
 
 
 def spawn(paths: Paths, cid: str, attach: bool = False) -> Handle:
@@ -608,6 +636,10 @@ def spawn(paths: Paths, cid: str, attach: bool = False) -> Handle:
     rec = ContainerRecord(paths, cid)
     os.makedirs(rec.run_dir, exist_ok=True)
     errlog = os.path.join(rec.dir, "monitor.log")
+    if FORK_SERVER:
+        h = _fork_from_server(FORK_SERVER, [cid, paths.root, paths.runroot], errlog, theirs, a_theirs)
+        if h is not None:
+            return Handle(h[0], ours, a_ours, h[1])
     argv = [sys.executable, "-I", "-c", "from nsbox.runtime.monitor import main; main()", cid, paths.root,
             paths.runroot]
     actions = [
@@ -625,6 +657,29 @@ def spawn(paths: Paths, cid: str, attach: bool = False) -> Handle:
         if a_theirs is not None:
             a_theirs.close()
     return Handle(pid, ours, a_ours)
+
+
+def _fork_from_server(server: str, args: list[str], errlog: str, sync, attach) -> tuple[int, int] | None:
+    """Ask the preload server to fork the monitor; (pid, pidfd), or None to spawn one ourselves."""
+    from nsbox.runtime.preload import caller_context, request
+    fds = [sync.fileno()] + ([attach.fileno()] if attach is not None else [])
+    ctx = {**caller_context(os.getpid()), "env": dict(os.environ)}
+    try:
+        conn, reply = request(server, {"op": "monitor", "args": args, "log": errlog, "ctx": ctx}, fds)
+    except (OSError, ValueError, EOFError):
+        return None
+    conn.close()
+    if "pid" not in reply:
+        return None
+    pid = reply["pid"]
+    try:
+        pidfd = os.pidfd_open(pid)  # it waits for "go", so this pid is still the monitor's
+    except OSError:
+        return None
+    sync.close()
+    if attach is not None:
+        attach.close()
+    return pid, pidfd
 
 
 __all__ = ["main", "spawn", "Handle", "Monitor", "errno", "parse_iso"]

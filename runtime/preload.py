@@ -1,0 +1,578 @@
+"""The preloaded nsbox: one warm interpreter per runroot that CLI commands and monitors are forked from.
+
+Why: a Python CLI pays ~40 ms of imports on every start and each container's monitor another
+interpreter; runc pays neither. This server imports nsbox once (pyroute2 included), freezes the
+heap (gc.freeze, so children do not dirty the shared pages by collecting them) and then forks:
+
+* `run` requests from the thin client (cli/entry.py): a worker with the client's argv, environment,
+  stdio (passed as fds), cwd, umask and rlimits runs the ordinary CLI (cli/main.py); its exit status
+  goes back to the client, which exits with it. The client forwards its signals to the worker.
+* `monitor` requests from a worker (runtime/monitor.spawn): a container monitor, so all monitors
+  share this interpreter's pages instead of each carrying its own.
+
+Everything here is an optimisation: the client falls back to running the CLI in-process whenever the
+server is missing, stale (nsbox's code changed), or the caller differs from it in a way a fork cannot
+carry over (other namespaces, root directory, credentials, capabilities, seccomp).
+
+Files in the runroot: preload.sock (0600, SOCK_SEQPACKET), preload.lock (flock held for life: one
+server per runroot), preload.pid and preload.log. The server exits after NSBOX_PRELOAD_IDLE seconds
+(default 600) with nothing to do, when its socket is removed, or when purge_root stops it.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import gc
+import marshal
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+SOCK, LOCK, PIDFILE, LOG = "preload.sock", "preload.lock", "preload.pid", "preload.log"
+TITLE = "nsbox-preload"
+MAX_MSG = 1 << 20
+# whatever a run needs at once; build and registry code load on demand in the worker
+PRELOAD = (
+    "nsbox.cli.main", "nsbox.cli.common", "nsbox.cli.container", "nsbox.cli.format", "nsbox.cli.pod",
+    "nsbox.cli.image", "nsbox.cli.network", "nsbox.cli.resources", "nsbox.cli.volume", "nsbox.cli.system",
+    "nsbox.runtime.engine", "nsbox.runtime.monitor", "nsbox.runtime.init", "nsbox.runtime.seccomp",
+    "nsbox.runtime.create", "nsbox.runtime.specgen", "nsbox.runtime.client", "nsbox.runtime.logs",
+    "nsbox.runtime.execute", "nsbox.runtime.pods", "nsbox.runtime.volumes", "nsbox.runtime.netglue",
+    "nsbox.runtime.cgroups", "nsbox.runtime.cgroups.v1", "nsbox.runtime.cgroups.v2",
+    "nsbox.runtime.cgroups.stats", "nsbox.runtime.units", "nsbox.network.api", "nsbox.image.store",
+    "pyroute2",
+)
+# what a fork must share with its caller (compared through /proc/<pid>/...)
+SAME_NS = ("mnt", "pid", "net", "uts", "ipc", "cgroup", "user", "time")
+SAME_STATUS = ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp")
+RLIMITS = {  # /proc/<pid>/limits row -> resource number (resource's RLIMIT_*)
+    "Max cpu time": 0, "Max file size": 1, "Max data size": 2, "Max stack size": 3, "Max core file size": 4,
+    "Max resident set": 5, "Max processes": 6, "Max open files": 7, "Max locked memory": 8,
+    "Max address space": 9, "Max file locks": 10, "Max pending signals": 11, "Max msgqueue size": 12,
+    "Max nice priority": 13, "Max realtime priority": 14, "Max realtime timeout": 15,
+}
+
+
+def paths_in(runroot: str) -> dict[str, str]:
+    return {k: os.path.join(runroot, v) for k, v in
+            (("sock", SOCK), ("lock", LOCK), ("pid", PIDFILE), ("log", LOG))}
+
+
+# --- what a forked child takes over from its caller ------------------------------------------------
+
+def caller_context(pid: int) -> dict:
+    """The parts of a process's state a fork must reproduce: umask and rlimits (read from /proc)."""
+    ctx: dict = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                ctx["umask"] = int(line.split()[1], 8)
+    limits = []
+    with open(f"/proc/{pid}/limits") as f:
+        next(f)
+        for line in f:
+            name = line[:26].strip()
+            if name in RLIMITS:
+                soft, hard = line[26:47].split()[0], line[47:68].split()[0]
+                inf = -1  # resource.RLIM_INFINITY
+                limits.append((RLIMITS[name], inf if soft == "unlimited" else int(soft),
+                               inf if hard == "unlimited" else int(hard)))
+    ctx["rlimits"] = limits
+    return ctx
+
+
+def apply_context(ctx: dict) -> None:
+    import resource
+    if "umask" in ctx:
+        os.umask(ctx["umask"])
+    for res, soft, hard in ctx.get("rlimits", ()):
+        if resource.getrlimit(res) != (soft, hard):
+            resource.setrlimit(res, (soft, hard))  # may fail (raising needs CAP_SYS_RESOURCE): caller falls back
+    if "env" in ctx:
+        os.environ.clear()
+        os.environ.update(ctx["env"])
+
+
+def incompatible(pid: int) -> str | None:
+    """Why a process forked from us could not stand in for `pid`, or None."""
+    try:
+        for ns in SAME_NS:
+            try:
+                if _ident(f"/proc/{pid}/ns/{ns}") != _ident(f"/proc/self/ns/{ns}"):
+                    return f"namespace {ns} differs"
+            except FileNotFoundError:
+                continue  # kernel without that namespace
+        if _ident(f"/proc/{pid}/root/") != _ident("/"):
+            return "root directory differs"
+
+        def status(p):
+            with open(f"/proc/{p}/status") as f:
+                return {k: v for k, _, v in (line.partition(":") for line in f) if k in SAME_STATUS}
+        if status(pid) != status("self"):
+            return "credentials differ"
+    except OSError as e:
+        return f"cannot inspect the caller: {e}"
+    return None
+
+
+def _ident(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _place(mapping: dict[int, int]) -> None:
+    """dup2 each source fd onto its target, safe when sources and targets overlap."""
+    high = {t: fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, 64) for t, src in mapping.items()}
+    for t, h in high.items():
+        os.dup2(h, t)  # the target is inheritable again
+        os.close(h)
+
+
+def _reset_signals() -> None:
+    signal.set_wakeup_fd(-1)
+    for s in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+              signal.SIGWINCH):
+        signal.signal(s, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _title(text: str) -> None:
+    try:
+        import setproctitle
+        setproctitle.setproctitle(text)
+    except ImportError:  # cosmetic: ps shows the server's command line instead
+        pass
+
+
+def _send(sock: socket.socket, **msg) -> None:
+    try:
+        sock.send(marshal.dumps(msg))
+    except OSError:
+        pass
+
+
+# --- the children ------------------------------------------------------------------------------------
+
+def _worker(conn: socket.socket, req: dict, fds: list[int], peer: int) -> None:
+    """A CLI command on behalf of the client; never returns."""
+    code = 125
+    try:
+        _reset_signals()
+        try:
+            os.chdir(f"/proc/{peer}/cwd")
+            apply_context({**caller_context(peer), "env": req["env"]})
+        except (OSError, ValueError) as e:
+            _send(conn, fallback=f"cannot take over the caller's context: {e}")
+            os._exit(0)
+        # stdio: the client's own descriptors, so terminals, pipes and redirections behave the same
+        stdio = req["stdio"]
+        _place({n: fds[i] for i, n in enumerate(stdio)})
+        for n in (0, 1, 2):
+            if n not in stdio:
+                os.close(n)
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        _reopen_std_streams()
+        argv = list(req["argv"])
+        sys.argv = ["nsbox", *argv]
+        _title("nsbox " + " ".join(argv)[:200])
+        from nsbox.runtime import monitor
+        monitor.FORK_SERVER = req["server"]
+        from nsbox.cli.main import main
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
+    except BaseException:  # a bug in the worker: say so like an uncaught exception would
+        import traceback
+        traceback.print_exc()
+        code = 125
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code & 0xFF)
+
+
+def _reopen_std_streams() -> None:
+    """New sys.std* on the client's fds, buffered as Python would have chosen for them."""
+    import io
+    enc = sys.stdout.encoding if sys.stdout else "utf-8"
+    def wrap(fd: int, mode: str, errors: str, line: bool):
+        try:
+            os.fstat(fd)
+        except OSError:
+            return None
+        raw = io.FileIO(fd, mode, closefd=False)
+        buf = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
+        return io.TextIOWrapper(buf, encoding=enc, errors=errors, line_buffering=line,
+                                write_through=(mode == "w" and fd == 2))
+    sys.stdin = sys.__stdin__ = wrap(0, "r", "strict", False)
+    sys.stdout = sys.__stdout__ = wrap(1, "w", "strict", os.isatty(1) if _open(1) else False)
+    sys.stderr = sys.__stderr__ = wrap(2, "w", "backslashreplace", True)
+
+
+def _open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _monitor(req: dict, fds: list[int]) -> None:
+    """A container monitor (runtime/monitor.py) forked from the warm heap; never returns."""
+    try:
+        _reset_signals()
+        os.setsid()
+        os.chdir("/")
+        apply_context(req["ctx"])
+        null = os.open("/dev/null", os.O_RDWR)
+        log = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        from nsbox.runtime import monitor
+        want = {0: null, 1: null, 2: log, monitor.SYNC_FD: fds[0]}
+        if len(fds) > 1:
+            want[monitor.ATTACH_FD] = fds[1]
+        _place(want)
+        os.closerange(max(want) + 1, 1 << 20)  # nothing of the server's survives in a monitor
+        _reopen_std_streams()
+        sys.argv = ["nsbox-monitor", *req["args"]]
+        _title("nsbox-monitor " + " ".join(req["args"]))
+        monitor.main()
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+    os._exit(1)
+
+
+# --- the server ----------------------------------------------------------------------------------------
+
+class Server:
+    def __init__(self, runroot: str, idle: float):
+        self.files = paths_in(runroot)
+        self.runroot, self.idle = runroot, idle
+        self.workers: dict[int, socket.socket] = {}  # worker pid -> its client's connection
+        self.listener: socket.socket | None = None
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.code_stamp: dict[str, int] = {}
+        self.last = time.monotonic()
+        self.sock_ino = None
+        self.lock_fd = -1
+
+    def _stamp(self) -> dict[str, int]:
+        """mtimes of nsbox's loaded modules and package folders: a change means we run stale code."""
+        out = {}
+        for name, mod in list(sys.modules.items()):
+            f = getattr(mod, "__file__", None) if name.startswith("nsbox") else None
+            if f:
+                for p in (f, os.path.dirname(f)):
+                    try:
+                        out[p] = os.stat(p).st_mtime_ns
+                    except OSError:
+                        out[p] = -1
+        return out
+
+    def stale(self) -> bool:
+        for p, m in self.code_stamp.items():
+            try:
+                if os.stat(p).st_mtime_ns != m:
+                    return True
+            except OSError:
+                return True
+        return False
+
+    def start(self) -> bool:
+        os.makedirs(self.runroot, mode=0o700, exist_ok=True)
+        self.lock_fd = os.open(self.files["lock"], os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # another server has this runroot
+        log = os.open(self.files["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        os.dup2(log, 2)
+        os.close(log)
+        _title(f"{TITLE} {self.runroot}")
+        for name in PRELOAD:
+            try:
+                __import__(name)
+            except ImportError as e:
+                print(f"preload: {name}: {e}", file=sys.stderr)
+        self.code_stamp = self._stamp()
+        gc.collect()
+        gc.freeze()  # children never walk (and so never copy) the preloaded heap
+        try:
+            os.unlink(self.files["sock"])
+        except FileNotFoundError:
+            pass
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        old = os.umask(0o177)
+        try:
+            s.bind(self.files["sock"])
+        finally:
+            os.umask(old)
+        s.listen(128)
+        self.listener = s
+        self.sock_ino = os.stat(self.files["sock"]).st_ino
+        tmp = self.files["pid"] + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        os.rename(tmp, self.files["pid"])
+        return True
+
+    def still_ours(self) -> bool:
+        try:
+            return os.stat(self.files["sock"]).st_ino == self.sock_ino
+        except OSError:
+            return False
+
+    def stop_listening(self) -> None:
+        if self.listener is None:
+            return
+        if self.still_ours():
+            for k in ("sock", "pid"):
+                try:
+                    os.unlink(self.files[k])
+                except OSError:
+                    pass
+        self.listener.close()
+        self.listener = None
+        os.close(self.lock_fd)  # a new server may start while our last workers finish
+
+    def serve(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        poller = select.poll()
+        poller.register(self.listener, select.POLLIN)
+        poller.register(self.wake_r, select.POLLIN)
+        term = False
+        while self.listener is not None or self.workers:
+            for fd, ev in poller.poll(5000):
+                if self.listener is not None and fd == self.listener.fileno():
+                    self.accept(poller)
+                elif fd == self.wake_r:
+                    try:
+                        term |= signal.SIGTERM in os.read(self.wake_r, 512)
+                    except BlockingIOError:
+                        pass
+                    self.reap(poller)
+                else:
+                    self.client_event(fd, poller)
+            if self.listener is not None:
+                quiet = not self.workers and time.monotonic() - self.last > self.idle
+                if term or quiet or not self.still_ours():
+                    poller.unregister(self.listener)
+                    self.stop_listening()
+            if term:
+                break  # purge: leave running workers to finish on their own
+
+    def accept(self, poller) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        self.last = time.monotonic()
+        try:
+            self.handle(conn, poller)
+        except Exception as e:
+            print(f"preload: request failed: {e!r}", file=sys.stderr)
+            _send(conn, fallback=f"preload server: {e}")
+            conn.close()
+
+    def handle(self, conn: socket.socket, poller) -> None:
+        conn.settimeout(2)
+        pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        data, anc, _, _ = conn.recvmsg(MAX_MSG, socket.CMSG_SPACE(8 * 4))
+        fds: list[int] = []
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += list(struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4]))
+        try:
+            req = marshal.loads(data)
+            why = None if uid == 0 else "caller is not root"
+            respawn = False
+            if why is None and self.stale():
+                why, respawn = "stale: nsbox's code changed since the server started", True
+                poller.unregister(self.listener)
+                self.stop_listening()
+            why = why or incompatible(pid)
+            if why:
+                _send(conn, fallback=why, respawn=respawn)
+                conn.close()
+                return
+            op = req.get("op")
+            if op == "run":
+                self.fork_worker(conn, req, fds, pid, poller)
+            elif op == "monitor":
+                child = self.fork(lambda: _monitor(req, fds), None)
+                _send(conn, pid=child)
+                conn.close()
+            else:
+                _send(conn, fallback=f"unknown request {op!r}")
+                conn.close()
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def fork(self, child, conn: socket.socket | None) -> int:
+        pid = os.fork()
+        if pid == 0:
+            # the child keeps only what it was forked for
+            keep = conn.fileno() if conn is not None else -1
+            for s in [self.listener, *self.workers.values()]:
+                if s is not None and s.fileno() != keep:
+                    os.close(s.fileno())
+            for fd in (self.wake_r, self.wake_w, self.lock_fd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            child()
+            os._exit(1)
+        return pid
+
+    def fork_worker(self, conn: socket.socket, req: dict, fds: list[int], peer: int, poller) -> None:
+        req = {**req, "server": self.files["sock"]}
+        pid = self.fork(lambda: _worker(conn, req, fds, peer), conn)
+        conn.settimeout(None)
+        self.workers[pid] = conn
+        _send(conn, pid=pid)
+        poller.register(conn, select.POLLIN)
+
+    def client_event(self, fd: int, poller) -> None:
+        """The client wrote or hung up: it only ever goes away (killed), so the worker goes too."""
+        for pid, conn in self.workers.items():
+            if conn.fileno() == fd:
+                try:
+                    gone = conn.recv(16, socket.MSG_DONTWAIT) == b""
+                except BlockingIOError:
+                    gone = False
+                except OSError:
+                    gone = True
+                if gone:
+                    poller.unregister(fd)
+                    try:
+                        os.kill(pid, signal.SIGKILL)  # like kill -9 of an in-process CLI
+                    except ProcessLookupError:
+                        pass
+                return
+        poller.unregister(fd)
+
+    def reap(self, poller) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self.workers.pop(pid, None)
+            if conn is None:
+                continue  # a monitor: its exits are its own business
+            code = os.waitstatus_to_exitcode(status)
+            _send(conn, exit=code if code >= 0 else 128 - code)
+            try:
+                poller.unregister(conn)
+            except KeyError:
+                pass
+            conn.close()
+            self.last = time.monotonic()
+
+
+def main() -> None:
+    """python -I -c 'from nsbox.runtime.preload import main; main()' RUNROOT"""
+    runroot = sys.argv[1]
+    idle = float(os.environ.get("NSBOX_PRELOAD_IDLE") or 600)
+    for s in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(s, signal.SIG_IGN)
+    srv = Server(runroot, idle)
+    try:
+        if srv.start():
+            srv.serve()
+    except Exception:
+        import traceback
+        traceback.print_exc()
+    os._exit(0)
+
+
+# --- the other side, for workers and the CLI -----------------------------------------------------------
+
+def request(sock_path: str, msg: dict, fds: list[int], timeout: float = 5) -> tuple[socket.socket, dict]:
+    """Connect, send one request with `fds`, return the connection and the first reply."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        s.settimeout(timeout)
+        s.connect(sock_path)
+        s.sendmsg([marshal.dumps(msg)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+                  if fds else [])
+        data = s.recv(MAX_MSG)
+        if not data:
+            raise ConnectionError("the preload server closed the connection")
+        return s, marshal.loads(data)
+    except BaseException:
+        s.close()
+        raise
+
+
+def spawn_server(runroot: str) -> None:
+    """Start a server for `runroot` in the background (it exits at once if one is already there)."""
+    argv = [sys.executable, "-I", "-c", "from nsbox.runtime.preload import main; main()", runroot]
+    actions = [(os.POSIX_SPAWN_OPEN, n, "/dev/null", os.O_RDWR, 0) for n in (0, 1, 2)]
+    try:
+        os.posix_spawn(sys.executable, argv, os.environ, file_actions=actions, setsid=True)
+    except OSError:
+        pass
+
+
+def stop_server(runroot: str, timeout: float = 5) -> None:
+    """For purge_root: stop this runroot's server (by the pid it recorded, checked against its title)."""
+    files = paths_in(runroot)
+    try:
+        with open(files["pid"]) as f:
+            pid = int(f.read().split()[0])
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+    except (OSError, ValueError, IndexError):
+        return
+    if "preload" not in cmd or runroot not in cmd:
+        return  # a recycled pid: not ours
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        if _zombie_or_gone(pid):
+            return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _zombie_or_gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+__all__ = ["main", "request", "spawn_server", "stop_server", "paths_in", "caller_context", "incompatible",
+           "errno"]
