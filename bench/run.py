@@ -738,9 +738,14 @@ class Bench:
     def container_memory(self, label, base, ex, env, ids):
         """Per-container runtime overhead: nsbox monitor / conmon / containerd-shim (RSS, PSS in kB)."""
         procs = []
+        server = None
         if label == "nsbox":
             for cid in ids:
-                procs += find_pids("nsbox.runtime.monitor", cid)
+                # forked from the preload server (titled nsbox-monitor), or spawned on its own
+                procs += find_pids("nsbox-monitor", cid) or find_pids("nsbox.runtime.monitor", cid)
+            srv = find_pids("nsbox-preload", f"{self.tmp}/nsbox/run")
+            if srv:
+                server = proc_mem(srv[0])
         elif label.startswith("podman"):
             for cid in ids:
                 _, rc, out, _ = ex.run(base + ["inspect", "-f", "{{.State.ConmonPid}}", cid], env)
@@ -752,7 +757,10 @@ class Bench:
         rss = [m[0] for m in map(proc_mem, procs) if m[0] is not None]
         pss = [m[1] for m in map(proc_mem, procs) if m[1] is not None]
         what = {"nsbox": "monitor", "docker": "containerd-shim-runc-v2"}.get(label, "conmon")
-        return {"what": what, "nprocs": len(procs), "rss_kb": rss, "pss_kb": pss}
+        out = {"what": what, "nprocs": len(procs), "rss_kb": rss, "pss_kb": pss}
+        if server and server[0] is not None:
+            out["server_kb"] = {"rss": server[0], "pss": server[1]}
+        return out
 
     def case_pause(self):
         why = self.nsbox_probe(["pod", "--help"])
@@ -986,6 +994,10 @@ def report(b, started, elapsed):
           "(`--data-root/--exec-root`, own socket, `--ip-forward=false`). crun and podman+crun run in a private mount namespace "
           "with /sys/fs/cgroup/unified unmounted (crun 1.8 refuses hybrid cgroups); podman uses a private "
           "CONTAINERS_CONF with `default_ulimits` nofile/nproc (root lacks CAP_SYS_RESOURCE here).", ""]
+    hist = os.path.join(REPO, "docs", "benchmarks-history.md")
+    if os.path.exists(hist):  # the hand-written before/after record, kept across regenerations
+        with open(hist) as f:
+            L += [f.read().rstrip(), ""]
     L += ["## Summary against the targets", "", "| target | measured | met? |", "|---|---|---|"]
     L += summary(b)
     L += [""]
@@ -1047,6 +1059,12 @@ def many_table(r):
         L.append(f"| {label} | {s1} | {s2} | {m.get('what', '?')} ×{m.get('nprocs', 0)} | {rss} | {pss} |")
     for label, f in r["fails"].items():
         L.append(f"\n{label} failed: {f}")
+    srv = r["mem"].get("nsbox", {}).get("server_kb")
+    if srv:
+        n = max(1, r["mem"]["nsbox"].get("nprocs", 1))
+        L += ["", f"nsbox's preload server (one per runroot; the monitors are forked from it and share its pages): "
+              f"{srv['rss'] / 1024:.2f} MB RSS, {srv['pss'] / 1024:.2f} MB PSS, i.e. "
+              f"{srv['pss'] / 1024 / n:.2f} MB PSS per container with {n} running."]
     return L + ["", r["note"], ""]
 
 
@@ -1076,6 +1094,10 @@ def summary(b):
         rss = statistics.mean(m["mem"]["nsbox"]["rss_kb"]) / 1024
         con = m["mem"].get("podman+crun", m["mem"].get("podman+runc", {}))
         extra = f" (conmon: {statistics.mean(con['pss_kb']) / 1024:.2f} MB PSS)" if con.get("pss_kb") else ""
+        srv = m["mem"]["nsbox"].get("server_kb")
+        if srv:
+            share = srv["pss"] / 1024 / max(1, m["mem"]["nsbox"]["nprocs"])
+            extra += f"; with the preload server's share: {pss + share:.2f} MB"
         rows.append(f"| monitor <= 2 MB PSS per container | {pss:.2f} MB PSS, {rss:.2f} MB RSS{extra} | "
                     f"{'yes' if pss <= 2 else '**no**'} |")
     if m and m["rm"].get("nsbox"):

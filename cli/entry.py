@@ -118,6 +118,9 @@ def main() -> None:
             if code != DECLINED:
                 from nsbox.runtime.preload import spawn_server
                 spawn_server(runroot)  # for the next command; it loads while this one runs
+    if sys.flags.no_site and "site" not in sys.modules:
+        import site  # the launcher skipped it (-S) for speed; click and friends live in site-packages
+        site.main()
     from nsbox.cli.main import main as cli_main
     cli_main(argv)
 

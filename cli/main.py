@@ -77,37 +77,58 @@ def cli(ctx: click.Context, root: str | None, runroot: str | None, debug: bool) 
     ctx.obj = CliContext(paths=Paths.from_env(root, runroot), debug=debug)
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> int:
+    """One command; returns its exit code. The only place errors become exit codes."""
     from nsbox.runtime.errors import ContainerExit, NsboxError
 
     try:
         cli.main(args=argv, prog_name="nsbox", standalone_mode=False)
     except ContainerExit as e:
-        sys.stdout.flush()
-        os._exit(e.code) if e.code >= 0 else sys.exit(255)
+        return e.code if e.code >= 0 else 255
     except NsboxError as e:
         click.echo(f"Error: {e}", err=True)
-        sys.exit(e.exit_code)
+        return e.exit_code
     except click.exceptions.Abort:
-        sys.exit(130)
+        return 130
     except click.exceptions.NoArgsIsHelpError as e:
         # bare `nsbox` (or a bare group): the help, and success, as docker does
         click.echo(e.ctx.get_help() if e.ctx else e.format_message())
-        sys.exit(0)
+        return 0
     except click.ClickException as e:
         # bad flags and usage: docker answers 125
         click.echo(f"Error: {e.format_message()}", err=True)
-        sys.exit(125)
+        return 125
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
     except BrokenPipeError:
-        os._exit(0)
+        return 0
     except OSError as e:
         if os.environ.get("NSBOX_DEBUG"):
             raise
         click.echo(f"Error: {e}", err=True)
-        sys.exit(125)
-    sys.exit(0)
+        return 125
+    except SystemExit as e:  # click's --help/--version, a verb's own sys.exit
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
+
+
+def flush_stdio() -> bool:
+    """False when the reader went away (a closed pipe): then exit without another flush."""
+    ok = True
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            ok = False
+    return ok
+
+
+def main(argv: list[str] | None = None) -> None:
+    code = run(argv)
+    if not flush_stdio():
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o644, durable: bool 
 
 
 def write_json(path: str, obj, durable: bool = False) -> None:
-    write_atomic(path, json.dumps(obj, indent=1), durable=durable)
+    # compact, as docker's own state files: json's C encoder does not do indent (5x slower)
+    write_atomic(path, json.dumps(obj, separators=(",", ":")), durable=durable)
 
 
 def read_json(path: str):

@@ -41,8 +41,24 @@ class InitIO:
     """What the monitor hands to the child."""
     error_fd: int                       # write end of the CLOEXEC error pipe
     console_sock: int = -1              # with a tty: send the pty master here
-    join_cgroup: object = None          # callable: puts this process into its cgroups
+    # callable: returns once this process is in its cgroups, raises InitError if it never will be.
+    # The monitor moves us in while we build namespaces and mounts (a migration waits out an RCU
+    # grace period, ~15 ms here); we wait for it before anything that forks or execs.
+    join_cgroup: object = None
     ns_fds: dict = field(default_factory=dict)  # namespace type -> fd opened by the monitor (setns targets)
+
+
+def wait_joined(fd: int) -> None:
+    """The monitor writes b"1" once it has moved us into our cgroups; EOF means it could not."""
+    while True:
+        try:
+            got = os.read(fd, 1)
+            break
+        except InterruptedError:
+            continue
+    os.close(fd)
+    if got != b"1":
+        raise InitError("cgroup", "the monitor could not move the container into its cgroups")
 
 
 def report_error(fd: int, stage: str, msg: str, code: int) -> None:
@@ -71,9 +87,12 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
     linux = spec.get("linux", {})
     proc = spec["process"]
 
-    # 1. cgroups first: nothing may run or fork outside them (the join race)
-    if io.join_cgroup is not None:
-        io.join_cgroup()
+    # 1. cgroups: the monitor is moving us in meanwhile; we wait for it at 11a, or here when a
+    #    cgroup namespace must be rooted at our own cgroup
+    join = io.join_cgroup
+    if join is not None and any(n["type"] == "cgroup" for n in linux.get("namespaces", [])):
+        join()
+        join = None
 
     # 2. namespaces: join the given ones (fds opened by the monitor), create the rest.
     #    pid was handled by the monitor before fork; mount goes last so paths still resolve.
@@ -141,6 +160,10 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
     # 10. console or plain stdio
     if proc.get("terminal"):
         setup_console(sc, io.console_sock, proc.get("consoleSize"))
+
+    # 11a. in our cgroups before user code can run or fork (no join race)
+    if join is not None:
+        join()
 
     # 11. user, working dir, env
     env = list(proc.get("env", []))

@@ -159,6 +159,8 @@ class Monitor:
         new_pid = any(n["type"] == "pid" and not n.get("path") for n in spec["linux"]["namespaces"])
 
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        # we move the child into its cgroups while it sets itself up, and tell it on this pipe
+        cg_r, cg_w = os.pipe2(os.O_CLOEXEC) if self.cgroup is not None else (-1, -1)
         if self.tty:
             con_parent, con_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         else:
@@ -199,9 +201,10 @@ class Monitor:
                     os.dup2(out_w, 1)
                     os.dup2(errs_w, 2)
                     console = -1
-                cg = self.cgroup
+                if cg_w >= 0:
+                    os.close(cg_w)
                 io = I.InitIO(error_fd=err_w, console_sock=console,
-                              join_cgroup=(cg.join_self if cg is not None else None), ns_fds=ns_fds)
+                              join_cgroup=(lambda: I.wait_joined(cg_r)) if cg_r >= 0 else None, ns_fds=ns_fds)
                 I.run(sc, self.cfg, io)
             finally:
                 os._exit(1)
@@ -213,6 +216,15 @@ class Monitor:
         self._close_all(ns_fds.values())
         os.close(err_w)
         self.pid = pid
+        join_error = None
+        if self.cgroup is not None:
+            os.close(cg_r)
+            try:
+                self.cgroup.join(pid)
+                os.write(cg_w, b"1")
+            except Exception as e:  # the child sees EOF and gives up; our message is the better one
+                join_error = {"stage": "cgroup", "error": f"cgroup: {e}", "code": 125}
+            os.close(cg_w)
         if self.tty:
             con_child.close()
             try:
@@ -242,6 +254,8 @@ class Monitor:
                 break
             data += chunk
         os.close(err_r)
+        if join_error is not None:
+            return join_error
         if data:
             try:
                 return json.loads(data.splitlines()[0])

@@ -97,17 +97,25 @@ def apply_context(ctx: dict) -> None:
         os.environ.update(ctx["env"])
 
 
+def other_namespaces(pid: int) -> str | None:
+    """Which namespace (or root directory) of `pid` differs from ours, or None."""
+    for ns in SAME_NS:
+        try:
+            if _ident(f"/proc/{pid}/ns/{ns}") != _ident(f"/proc/self/ns/{ns}"):
+                return f"namespace {ns} differs"
+        except FileNotFoundError:
+            continue  # kernel without that namespace
+    if _ident(f"/proc/{pid}/root/") != _ident("/"):
+        return "root directory differs"
+    return None
+
+
 def incompatible(pid: int) -> str | None:
     """Why a process forked from us could not stand in for `pid`, or None."""
     try:
-        for ns in SAME_NS:
-            try:
-                if _ident(f"/proc/{pid}/ns/{ns}") != _ident(f"/proc/self/ns/{ns}"):
-                    return f"namespace {ns} differs"
-            except FileNotFoundError:
-                continue  # kernel without that namespace
-        if _ident(f"/proc/{pid}/root/") != _ident("/"):
-            return "root directory differs"
+        why = other_namespaces(pid)
+        if why:
+            return why
 
         def status(p):
             with open(f"/proc/{p}/status") as f:
@@ -184,25 +192,23 @@ def _worker(conn: socket.socket, req: dict, fds: list[int], peer: int) -> None:
         _title("nsbox " + " ".join(argv)[:200])
         from nsbox.runtime import monitor
         monitor.FORK_SERVER = req["server"]
-        from nsbox.cli.main import main
-        try:
-            main(argv)
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-            if isinstance(e.code, str):
-                print(e.code, file=sys.stderr)
+        from nsbox.cli.main import run
+        code = run(argv)
     except BaseException:  # a bug in the worker: say so like an uncaught exception would
         import traceback
         traceback.print_exc()
         code = 125
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code & 0xFF)
+    from nsbox.cli.main import flush_stdio
+    flush_stdio()
+    # answer before the exit: the client need not wait for this big process to be torn down and
+    # reaped. Closing stdio first keeps output ordered before the client's exit.
+    for n in (0, 1, 2):
+        try:
+            os.close(n)
+        except OSError:
+            pass
+    _send(conn, exit=code & 0xFF)
+    os._exit(code & 0xFF)
 
 
 def _reopen_std_streams() -> None:
@@ -267,6 +273,7 @@ class Server:
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.code_stamp: dict[str, int] = {}
         self.last = time.monotonic()
+        self.checked = 0.0
         self.sock_ino = None
         self.lock_fd = -1
 
@@ -284,6 +291,10 @@ class Server:
         return out
 
     def stale(self) -> bool:
+        now = time.monotonic()
+        if now - self.checked < 1.0:  # ~100 stats: at most once a second, not per request
+            return False
+        self.checked = now
         for p, m in self.code_stamp.items():
             try:
                 if os.stat(p).st_mtime_ns != m:
@@ -359,16 +370,19 @@ class Server:
         term = False
         while self.listener is not None or self.workers:
             for fd, ev in poller.poll(5000):
-                if self.listener is not None and fd == self.listener.fileno():
-                    self.accept(poller)
-                elif fd == self.wake_r:
-                    try:
-                        term |= signal.SIGTERM in os.read(self.wake_r, 512)
-                    except BlockingIOError:
-                        pass
-                    self.reap(poller)
-                else:
-                    self.client_event(fd, poller)
+                try:
+                    if self.listener is not None and fd == self.listener.fileno():
+                        self.accept(poller)
+                    elif fd == self.wake_r:
+                        try:
+                            term |= signal.SIGTERM in os.read(self.wake_r, 512)
+                        except BlockingIOError:
+                            pass
+                        self.reap(poller)
+                    else:
+                        self.client_event(fd, poller)
+                except Exception as e:  # never lose the workers' exit codes over one bad event
+                    print(f"preload: event on fd {fd}: {e!r}", file=sys.stderr)
             if self.listener is not None:
                 quiet = not self.workers and time.monotonic() - self.last > self.idle
                 if term or quiet or not self.still_ours():
@@ -406,8 +420,16 @@ class Server:
                 why, respawn = "stale: nsbox's code changed since the server started", True
                 poller.unregister(self.listener)
                 self.stop_listening()
-            why = why or incompatible(pid)
+            if why is None:
+                why = incompatible(pid)
+                if why and why.startswith(("namespace", "root")) and not self.workers and self.listener:
+                    # started from `unshare -m` or the like: an idle server makes way for the
+                    # caller's own, rather than turning every caller from the main namespaces away
+                    respawn = True
+                    poller.unregister(self.listener)
+                    self.stop_listening()
             if why:
+                print(f"preload: declined pid {pid} ({req.get('op')}): {why}", file=sys.stderr)
                 _send(conn, fallback=why, respawn=respawn)
                 conn.close()
                 return
@@ -467,7 +489,10 @@ class Server:
                     except ProcessLookupError:
                         pass
                 return
-        poller.unregister(fd)
+        try:
+            poller.unregister(fd)  # already closed and forgotten (e.g. the listener, just now)
+        except KeyError:
+            pass
 
     def reap(self, poller) -> None:
         while True:
@@ -526,7 +551,11 @@ def request(sock_path: str, msg: dict, fds: list[int], timeout: float = 5) -> tu
 
 
 def spawn_server(runroot: str) -> None:
-    """Start a server for `runroot` in the background (it exits at once if one is already there)."""
+    """Start a server for `runroot` in the background (it exits at once if one is already there).
+
+    A server lives in the namespaces of the caller that started it; when callers from other
+    namespaces come, an idle server makes way for theirs (see Server.handle).
+    """
     argv = [sys.executable, "-I", "-c", "from nsbox.runtime.preload import main; main()", runroot]
     actions = [(os.POSIX_SPAWN_OPEN, n, "/dev/null", os.O_RDWR, 0) for n in (0, 1, 2)]
     try:

@@ -27,7 +27,11 @@ def make_cfg(tmp_path, **kw):
 
 def run_init(cfg, sc):
     joined = []
-    io = I.InitIO(error_fd=-1, join_cgroup=lambda: joined.append(True))
+
+    def join():
+        joined.append(True)
+        sc.calls.append(("join_cgroup",))
+    io = I.InitIO(error_fd=-1, join_cgroup=join)
     with pytest.raises(ExecCalled):
         I._init(sc, cfg, io)
     return joined
@@ -49,6 +53,8 @@ def test_order_of_the_checklist(tmp_path):
     assert names.index("sethostname") < names.index("pivot_root")
     assert names.index("pivot_root") < names.index("capset") < names.index("execvpe")
     assert names.index("setuid") < names.index("capset")
+    # the monitor moves us into the cgroups while we mount; we wait for that before user or exec
+    assert names.index("pivot_root") < names.index("join_cgroup") < names.index("setuid")
     assert names[-2:] == ["close_fds_except", "execvpe"]
     nnp = [c for c in sc.calls if c[0] == "prctl" and c[1] == L.PR_SET_NO_NEW_PRIVS]
     assert nnp, "no_new_privs must be set"

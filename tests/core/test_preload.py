@@ -1,0 +1,162 @@
+"""The preload server (runtime/preload.py) and the thin client (cli/entry.py), for real.
+
+Every other test runs through the server too; these check what is particular to it: who forks
+what, what the client hands over, and when the client must fall back to the in-process CLI.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nsbox_testlib import NSBOX_BIN, wait_for
+
+NONE = ("--network", "none")
+
+
+def server_pid(runroot: str) -> int | None:
+    try:
+        with open(os.path.join(runroot, "preload.pid")) as f:
+            pid = int(f.read())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def server_log(runroot: str) -> str:
+    try:
+        with open(os.path.join(runroot, "preload.log")) as f:
+            return f.read()[-3000:]
+    except OSError as e:
+        return f"no server log: {e}"
+
+
+def ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def cmdline(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+@pytest.fixture
+def warm(nsbox, nsbox_env):
+    """A running server for this run's runroot."""
+    nsbox.ok("version")
+    assert wait_for(lambda: server_pid(nsbox_env["runroot"]), timeout=30), "no preload server started"
+    nsbox.ok("run", "--rm", *NONE, "busybox", "true")
+    return server_pid(nsbox_env["runroot"])
+
+
+def test_monitors_are_forked_from_the_server(nsbox, warm, nsbox_env):
+    cid = nsbox.ok("run", "-d", *NONE, "busybox", "sleep", "60").strip()
+    pid = nsbox.inspect(cid)["State"]["Pid"]
+    monitor = ppid(pid)
+    assert cmdline(monitor).startswith(f"nsbox-monitor {cid}"), server_log(nsbox_env["runroot"])
+    assert ppid(monitor) == server_pid(nsbox_env["runroot"])
+    nsbox.ok("rm", "-f", cid)
+
+
+def test_client_hands_over_stdio_env_cwd_and_exit_code(nsbox, warm, tmp_path):
+    (tmp_path / "envfile").write_text("FROM_FILE=yes\n")
+    r = subprocess.run([NSBOX_BIN, "run", "--rm", "-i", *NONE, "--env-file", "envfile", "-e", "FROM_CLIENT",
+                        "busybox", "sh", "-c", 'cat; echo "$FROM_FILE $FROM_CLIENT"; echo oops >&2; exit 7'],
+                       cwd=tmp_path, env={**nsbox.env, "FROM_CLIENT": "client-env"}, input="piped\n",
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 7
+    assert r.stdout == "piped\nyes client-env\n"
+    assert r.stderr == "oops\n"
+
+
+def test_client_imports_nothing_heavy(nsbox, warm, nsbox_env):
+    # the launcher runs with -IS; through a warm server the client needs no click and no engine
+    r = subprocess.run([sys.executable, "-IS", "-X", "importtime", NSBOX_BIN, "run", "--rm", *NONE, "busybox",
+                        "true"], env=nsbox.env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    imported = r.stderr
+    assert "nsbox.cli.entry" in imported
+    assert " click\n" not in imported, server_log(nsbox_env["runroot"])
+    for heavy in ("click", "nsbox.runtime", "pyroute2", "json"):
+        assert f" {heavy}\n" not in imported and f" {heavy}." not in imported, heavy
+
+
+def test_signals_reach_the_worker(nsbox, warm):
+    p = nsbox.popen("run", "--rm", *NONE, "busybox", "sh", "-c", "trap 'exit 42' TERM; echo up; "
+                    "while :; do sleep 0.1; done", stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "up\n"
+    p.send_signal(signal.SIGTERM)  # the client forwards it; the CLI proxies it to the container
+    assert p.wait(timeout=60) == 42
+
+
+def test_killing_the_client_kills_its_worker(nsbox, warm, nsbox_env):
+    marker = f"marker-{os.getpid()}-{time.monotonic_ns()}"
+    p = nsbox.popen("run", "--rm", *NONE, "--name", marker, "busybox", "sleep", "300",
+                    stdout=subprocess.DEVNULL)
+    srv = server_pid(nsbox_env["runroot"])
+
+    def worker():
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if cmdline(int(d)).startswith("nsbox run") and marker in cmdline(int(d)):
+                        return int(d)
+                except OSError:
+                    pass
+        return None
+    w = wait_for(worker, timeout=30)
+    assert w and ppid(w) == srv, (cmdline(w), server_log(nsbox_env["runroot"]))
+    p.kill()  # like kill -9 of a CLI: its worker goes too, the container stays
+    p.wait()
+    assert wait_for(lambda: not os.path.exists(f"/proc/{w}") or _zombie(w), timeout=30)
+    assert nsbox.inspect(marker)["State"]["Running"]
+    nsbox.ok("rm", "-f", marker)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_caller_in_another_mount_namespace_runs_in_process(nsbox, warm):
+    r = subprocess.run(["unshare", "-m", NSBOX_BIN, "run", "--rm", *NONE, "busybox", "echo", "fine"],
+                       env={**nsbox.env, "NSBOX_DEBUG": "1"}, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "fine\n"
+    assert "declined: namespace mnt differs" in r.stderr
+
+
+def test_stale_code_makes_a_new_server(nsbox, warm, nsbox_env):
+    from nsbox.runtime import units
+    src = units.__file__
+    st = os.stat(src)
+    try:
+        os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 1000))
+        seen = []
+
+        def declined_as_stale():  # the server looks at most once a second
+            r = nsbox("run", "--rm", *NONE, "busybox", "echo", "still works", env={"NSBOX_DEBUG": "1"})
+            assert r.returncode == 0 and r.stdout == "still works\n", r.stderr
+            seen.append(r.stderr)
+            return "stale" in r.stderr
+        assert wait_for(declined_as_stale, timeout=30, step=0.3), seen[-3:]
+    finally:
+        os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert wait_for(lambda: server_pid(nsbox_env["runroot"]) not in (None, warm), timeout=30)
+
+
+def test_server_exits_when_idle(nsbox, tmp_path):
+    runroot = str(tmp_path / "run")
+    env = {"NSBOX_RUNROOT": runroot, "NSBOX_PRELOAD_IDLE": "0.5"}
+    nsbox.ok("version", env=env)  # in-process; starts this runroot's server
+    pid = wait_for(lambda: server_pid(runroot), timeout=30)
+    assert pid
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), timeout=30)
+    assert not os.path.exists(os.path.join(runroot, "preload.sock"))
