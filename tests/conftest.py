@@ -27,7 +27,7 @@ settings.load_profile("nsbox")
 from nsbox_testlib import NSBOX_BIN, wait_for  # noqa: F401  (re-exported for older imports)
 
 
-def _snapshot(base: str, paths) -> dict:
+def _snapshot(base: str, paths, tmp_base: str = "") -> dict:
     """Kernel objects and processes that belong to this run (and only those: other runs and
     tools may share the machine), named by its temp dir, root tag, bridge or cgroup parent."""
     import json as _json
@@ -72,7 +72,9 @@ def _snapshot(base: str, paths) -> dict:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if base in cmd:
+        # tmp_base: tests with a root of their own under pytest's tmp_path (a preload server
+        # or monitor for it must not outlive the run either)
+        if base in cmd or (tmp_base and tmp_base in cmd):
             procs.add(f"{pid}: {cmd[:120]}")
     return {"mounts": mounts, "links": links, "nft": nft, "cgroups": cgroups, "procs": procs}
 
@@ -91,7 +93,8 @@ def nsbox_env(tmp_path_factory):
     from nsbox.network.config import write_settings
     tag = os.path.basename(base)[-6:].lower()
     write_settings(paths, bridge=f"nsbt{tag}", subnet=_free_subnet())
-    before = _snapshot(base, paths)
+    tmp_base = str(tmp_path_factory.getbasetemp())
+    before = _snapshot(base, paths, tmp_base)
     yield {"env": env, "root": root, "runroot": runroot, "paths": paths, "base": base}
     # the whole run's teardown: remove what is left, then look for leaks
     _remove_all(env)
@@ -99,7 +102,7 @@ def nsbox_env(tmp_path_factory):
     purge_root(paths)
     deadline = time.monotonic() + 10
     while True:
-        after = _snapshot(base, paths)
+        after = _snapshot(base, paths, tmp_base)
         leaks = {k: sorted(str(x) for x in after[k] - before[k]) for k in after if after[k] - before[k]}
         if not leaks or time.monotonic() > deadline:
             break

@@ -155,8 +155,12 @@ def test_stale_code_makes_a_new_server(nsbox, warm, nsbox_env):
 def test_server_exits_when_idle(nsbox, tmp_path):
     runroot = str(tmp_path / "run")
     env = {"NSBOX_RUNROOT": runroot, "NSBOX_PRELOAD_IDLE": "0.5"}
-    nsbox.ok("version", env=env)  # in-process; starts this runroot's server
-    pid = wait_for(lambda: server_pid(runroot), timeout=30)
-    assert pid
-    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), timeout=30)
-    assert not os.path.exists(os.path.join(runroot, "preload.sock"))
+    try:
+        nsbox.ok("version", env=env)  # in-process; starts this runroot's server
+        pid = wait_for(lambda: server_pid(runroot), timeout=30)
+        assert pid
+        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), timeout=30)
+        assert not os.path.exists(os.path.join(runroot, "preload.sock"))
+    finally:
+        from nsbox.runtime.preload import stop_server
+        stop_server(runroot)

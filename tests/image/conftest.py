@@ -17,7 +17,14 @@ NSBOX = "/opt/nsbox/venv/bin/nsbox"
 
 @pytest.fixture
 def paths(tmp_path) -> Paths:
-    return Paths(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"))
+    p = Paths(root=str(tmp_path / "root"), runroot=str(tmp_path / "run"))
+    yield p
+    from nsbox.runtime.preload import stop_server
+    stop_server(p.runroot)  # a root of its own: any preload server for it goes with the test
+
+
+# a root per test: run the CLI in-process (no preload server per test), which these tests cover
+CLI_ENV = {**os.environ, "NSBOX_PRELOAD": "0"}
 
 
 @pytest.fixture
@@ -31,7 +38,7 @@ def nsbox(paths):
     """Run the real CLI against this test's root: nsbox("images", input=b"...") -> CompletedProcess."""
     def run(*args, input: bytes | None = None, check: bool = True):
         p = subprocess.run([NSBOX, "--root", paths.root, "--runroot", paths.runroot, *args],
-                           input=input, capture_output=True, timeout=300)
+                           input=input, capture_output=True, timeout=300, env=CLI_ENV)
         if check and p.returncode != 0:
             raise AssertionError(f"nsbox {' '.join(args)} -> {p.returncode}\n{p.stderr.decode()}")
         return p

@@ -7,7 +7,7 @@ import time
 
 from nsbox.image.store import ImageStore
 
-from .conftest import NSBOX, make_tar
+from .conftest import CLI_ENV, NSBOX, make_tar
 
 
 def _wait_for(pred, timeout=60):
@@ -23,7 +23,7 @@ def test_kill9_mid_import(paths, store):
     store.init()
     big = make_tar([("d", "dir"), ("d/big", "file", os.urandom(1 << 20) * 24), ("d/after", "file", "x")])
     p = subprocess.Popen([NSBOX, "--root", paths.root, "--runroot", paths.runroot, "import", "-", "half"],
-                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CLI_ENV)
     try:
         p.stdin.write(big[: len(big) // 2])
         p.stdin.flush()
