@@ -1185,7 +1185,23 @@ def profile(a):
         print("== subprocess / fork / exec / sleep / wait calls in the CLI")
         st.sort_stats("cumulative").print_stats(r"Popen|fork|posix_spawn|_execute_child|waitpid|sleep|select|poll|"
                                                 r"recv|accept|communicate|_wait")
-        r = sh([py, "-X", "importtime", a.nsbox] + base[1:] + argv)
+        # the warm path: the same command through the preload server, profiled in its worker
+        sh(base + ["version"])
+        for _ in range(50):
+            if os.path.exists(f"{tmp}/run/preload.sock"):
+                break
+            time.sleep(0.1)
+        wprof = f"{tmp}/worker.prof"
+        env = dict(os.environ, NSBOX_PROFILE=wprof)
+        subprocess.run(base + argv, env=env, capture_output=True, timeout=120)
+        if os.path.exists(wprof):
+            st = pstats.Stats(wprof, stream=sys.stdout)
+            print("\n== cProfile of the worker the preload server forked for it (the warm path), top by "
+                  "cumulative time")
+            st.sort_stats("cumulative").print_stats(25)
+        else:
+            print("\n== no worker profile: the preload server did not take the command")
+        r = sh([py, "-X", "importtime", a.nsbox] + base[1:] + argv, env=dict(os.environ, NSBOX_PRELOAD="0"))
         rows = []
         for line in r.stderr.splitlines():
             m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
@@ -1240,6 +1256,10 @@ def profile(a):
             ids = sh([a.nsbox, "--root", f"{tmp}/root", "--runroot", f"{tmp}/run", "ps", "-aq"]).stdout.split()
             if ids:
                 sh([a.nsbox, "--root", f"{tmp}/root", "--runroot", f"{tmp}/run", "rm", "-f"] + ids)
+        with contextlib.suppress(Exception):
+            from nsbox.runtime.cleanup import purge_root
+            from nsbox.runtime.paths import Paths
+            purge_root(Paths(f"{tmp}/root", f"{tmp}/run"))  # the preload server and cgroup parent too
         Bench.unmount_under(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
 

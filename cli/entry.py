@@ -44,7 +44,7 @@ def _runroot(argv: list[str]) -> tuple[str | None, str | None]:
 ABSENT, DECLINED, RESPAWN = "absent", "declined", "respawn"
 
 
-def _via_server(sock_path: str, argv: list[str]) -> int | str:
+def _via_server(sock_path: str, argv: list[str], verb: str) -> int | str:
     """The command's exit status, or why the server did not run it (ABSENT, DECLINED, RESPAWN)."""
     import _signal
     import _socket
@@ -75,7 +75,7 @@ def _via_server(sock_path: str, argv: list[str]) -> int | str:
             stdio.append(fd)
         except OSError:
             pass
-    msg = marshal.dumps({"op": "run", "argv": argv, "env": dict(os.environ), "stdio": stdio})
+    msg = marshal.dumps({"op": "run", "argv": argv, "verb": verb, "env": dict(os.environ), "stdio": stdio})
     try:
         fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in stdio)
         s.sendmsg([msg], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
@@ -112,7 +112,7 @@ def main() -> None:
     if os.environ.get("NSBOX_PRELOAD", "1") != "0":
         runroot, verb = _runroot(argv)
         if runroot and verb not in NO_SERVER:
-            code = _via_server(os.path.join(runroot, "preload.sock"), argv)
+            code = _via_server(os.path.join(runroot, "preload.sock"), argv, verb)
             if isinstance(code, int):
                 os._exit(code)
             if code != DECLINED:

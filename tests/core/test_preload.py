@@ -62,6 +62,19 @@ def test_monitors_are_forked_from_the_server(nsbox, warm, nsbox_env):
     nsbox.ok("rm", "-f", cid)
 
 
+def test_the_server_has_a_primer_that_goes_with_it(warm, nsbox_env):
+    runroot = nsbox_env["runroot"]
+    primers = [int(d) for d in os.listdir("/proc") if d.isdigit() and _title_is(int(d), f"nsbox-preload-primer {runroot}")]
+    assert [ppid(p) for p in primers] == [warm]
+
+
+def _title_is(pid: int, title: str) -> bool:
+    try:
+        return cmdline(pid) == title
+    except OSError:
+        return False
+
+
 def test_client_hands_over_stdio_env_cwd_and_exit_code(nsbox, warm, tmp_path):
     (tmp_path / "envfile").write_text("FROM_FILE=yes\n")
     r = subprocess.run([NSBOX_BIN, "run", "--rm", "-i", *NONE, "--env-file", "envfile", "-e", "FROM_CLIENT",
