@@ -743,9 +743,11 @@ class Bench:
             for cid in ids:
                 # forked from the preload server (titled nsbox-monitor), or spawned on its own
                 procs += find_pids("nsbox-monitor", cid) or find_pids("nsbox.runtime.monitor", cid)
-            srv = find_pids("nsbox-preload", f"{self.tmp}/nsbox/run")
-            if srv:
-                server = proc_mem(srv[0])
+            # the preload server and its helpers (primer, spares), all titled nsbox-preload*
+            helpers = find_pids("nsbox-preload", f"{self.tmp}/nsbox/run")
+            if helpers:
+                mems = [m for m in map(proc_mem, helpers) if m[0] is not None]
+                server = (sum(m[0] for m in mems), sum(m[1] or 0 for m in mems), len(mems))
         elif label.startswith("podman"):
             for cid in ids:
                 _, rc, out, _ = ex.run(base + ["inspect", "-f", "{{.State.ConmonPid}}", cid], env)
@@ -759,7 +761,7 @@ class Bench:
         what = {"nsbox": "monitor", "docker": "containerd-shim-runc-v2"}.get(label, "conmon")
         out = {"what": what, "nprocs": len(procs), "rss_kb": rss, "pss_kb": pss}
         if server and server[0] is not None:
-            out["server_kb"] = {"rss": server[0], "pss": server[1]}
+            out["server_kb"] = {"rss": server[0], "pss": server[1], "nprocs": server[2]}
         return out
 
     def case_pause(self):
@@ -1062,7 +1064,8 @@ def many_table(r):
     srv = r["mem"].get("nsbox", {}).get("server_kb")
     if srv:
         n = max(1, r["mem"]["nsbox"].get("nprocs", 1))
-        L += ["", f"nsbox's preload server (one per runroot; the monitors are forked from it and share its pages): "
+        L += ["", f"nsbox's preload server with its primer and spares ({srv.get('nprocs', 1)} processes, one set per "
+              f"runroot; the monitors are forked from it and share its pages): "
               f"{srv['rss'] / 1024:.2f} MB RSS, {srv['pss'] / 1024:.2f} MB PSS, i.e. "
               f"{srv['pss'] / 1024 / n:.2f} MB PSS per container with {n} running."]
     return L + ["", r["note"], ""]

@@ -11,7 +11,7 @@ import os
 import sys
 
 # signals a user or supervisor sends the CLI; the worker handles them as the CLI would
-FORWARD = (2, 15, 1, 3, 10, 12, 28)  # INT TERM HUP QUIT USR1 USR2 WINCH
+FORWARD = (2, 15, 1, 3, 10, 12, 28, 18)  # INT TERM HUP QUIT USR1 USR2 WINCH CONT
 NO_SERVER = {"login"}  # reads a password from /dev/tty, which a forked worker does not have
 
 
@@ -67,7 +67,18 @@ def _via_server(sock_path: str, argv: list[str], verb: str) -> int | str:
                 pass
         else:
             pending.append(sig)
+    def suspend(sig, _frame):
+        # ctrl-z: stop the worker too (else it keeps drawing on the terminal), then ourselves
+        if worker[0]:
+            try:
+                os.kill(worker[0], 19)  # SIGSTOP
+            except ProcessLookupError:
+                pass
+        _signal.signal(20, 0)  # SIG_DFL, so that the next line stops us
+        os.kill(os.getpid(), 20)
+        _signal.signal(20, suspend)  # resumed (fg): SIGCONT reaches the worker through forward()
     old = {sig: _signal.signal(sig, forward) for sig in FORWARD}
+    old[20] = _signal.signal(20, suspend)  # SIGTSTP
     stdio = []
     for fd in (0, 1, 2):
         try:

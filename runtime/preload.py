@@ -98,30 +98,41 @@ def apply_context(ctx: dict) -> None:
         os.environ.update(ctx["env"])
 
 
-def other_namespaces(pid: int) -> str | None:
-    """Which namespace (or root directory) of `pid` differs from ours, or None."""
-    for ns in SAME_NS:
+def _own_identity() -> tuple[dict, tuple, dict]:
+    """Our namespaces, root directory and credentials, to compare callers with."""
+    ns = {}
+    for name in SAME_NS:
         try:
-            if _ident(f"/proc/{pid}/ns/{ns}") != _ident(f"/proc/self/ns/{ns}"):
-                return f"namespace {ns} differs"
+            ns[name] = _ident(f"/proc/self/ns/{name}")
         except FileNotFoundError:
-            continue  # kernel without that namespace
-    if _ident(f"/proc/{pid}/root/") != _ident("/"):
+            pass  # kernel without that namespace
+    return ns, _ident("/"), _status("self")
+
+
+def _status(p) -> dict:
+    with open(f"/proc/{p}/status") as f:
+        return {k: v for k, _, v in (line.partition(":") for line in f) if k in SAME_STATUS}
+
+
+def other_namespaces(pid: int, own: tuple | None = None) -> str | None:
+    """Which namespace (or root directory) of `pid` differs from ours, or None."""
+    own = own or _own_identity()
+    for ns, ident in own[0].items():
+        if _ident(f"/proc/{pid}/ns/{ns}") != ident:
+            return f"namespace {ns} differs"
+    if _ident(f"/proc/{pid}/root/") != own[1]:
         return "root directory differs"
     return None
 
 
-def incompatible(pid: int) -> str | None:
+def incompatible(pid: int, own: tuple | None = None) -> str | None:
     """Why a process forked from us could not stand in for `pid`, or None."""
     try:
-        why = other_namespaces(pid)
+        own = own or _own_identity()
+        why = other_namespaces(pid, own)
         if why:
             return why
-
-        def status(p):
-            with open(f"/proc/{p}/status") as f:
-                return {k: v for k, _, v in (line.partition(":") for line in f) if k in SAME_STATUS}
-        if status(pid) != status("self"):
+        if _status(pid) != own[2]:
             return "credentials differ"
     except OSError as e:
         return f"cannot inspect the caller: {e}"
@@ -175,6 +186,7 @@ def _worker(conn: socket.socket, req: dict, fds: list[int], peer: int) -> None:
         try:
             os.chdir(f"/proc/{peer}/cwd")
             apply_context({**caller_context(peer), "env": req["env"]})
+            time.tzset()  # the caller's TZ, for the few local times the CLI prints
         except (OSError, ValueError) as e:
             _send(conn, fallback=f"cannot take over the caller's context: {e}")
             os._exit(0)
@@ -323,6 +335,30 @@ def _primer(fd: int, runroot: str) -> None:
             time.sleep(0.008)
 
 
+def _spare(sock: socket.socket, kind: str, runroot: str) -> None:
+    """A child forked ahead of need: waits for one request from the server, then becomes a
+    worker or a monitor. Takes the fork off the command's critical path. Never returns."""
+    try:
+        _reset_signals()
+        _title(f"{TITLE}-spare {runroot}")
+        data, anc, _, _ = sock.recvmsg(MAX_MSG, socket.CMSG_SPACE(16 * 4))
+    except OSError:
+        os._exit(0)
+    if not data:
+        os._exit(0)  # the server stopped listening or went away
+    fds: list[int] = []
+    for level, typ, payload in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds += list(struct.unpack(f"{len(payload) // 4}i", payload[: len(payload) // 4 * 4]))
+    sock.close()
+    msg = marshal.loads(data)
+    if kind == "run":
+        _worker(socket.socket(fileno=fds[0]), msg["req"], fds[1:], msg["peer"])
+    else:
+        _monitor(msg["req"], fds)
+    os._exit(1)
+
+
 # --- the server ----------------------------------------------------------------------------------------
 
 class Server:
@@ -338,6 +374,8 @@ class Server:
         self.sock_ino = None
         self.lock_fd = -1
         self.primer_w = -1
+        self.spares: dict[str, tuple[int, socket.socket]] = {}  # "run"/"monitor" -> (pid, our end)
+        self.own: tuple | None = None
 
     def _stamp(self) -> dict[str, int]:
         """mtimes of nsbox's loaded modules and package folders: a change means we run stale code."""
@@ -376,6 +414,7 @@ class Server:
         os.dup2(log, 2)
         os.close(log)
         _title(f"{TITLE} {self.runroot}")
+        os.chdir("/")  # never pin the first caller's directory (workers chdir to their caller's)
         for name in PRELOAD:
             try:
                 __import__(name)
@@ -393,6 +432,7 @@ class Server:
         os.close(r)
         os.set_blocking(w, False)
         self.primer_w = w
+        self.own = _own_identity()
         try:
             os.unlink(self.files["sock"])
         except FileNotFoundError:
@@ -429,6 +469,9 @@ class Server:
                     pass
         self.listener.close()
         self.listener = None
+        for _, ours in self.spares.values():
+            ours.close()  # they see EOF and exit
+        self.spares.clear()
         os.close(self.lock_fd)  # a new server may start while our last workers finish
 
     def serve(self) -> None:
@@ -439,6 +482,7 @@ class Server:
         poller.register(self.listener, select.POLLIN)
         poller.register(self.wake_r, select.POLLIN)
         term = False
+        self.refill()
         while self.listener is not None or self.workers:
             for fd, ev in poller.poll(5000):
                 try:
@@ -461,6 +505,7 @@ class Server:
                     self.stop_listening()
             if term:
                 break  # purge: leave running workers to finish on their own
+            self.refill()
 
     def accept(self, poller) -> None:
         try:
@@ -492,7 +537,7 @@ class Server:
                 poller.unregister(self.listener)
                 self.stop_listening()
             if why is None:
-                why = incompatible(pid)
+                why = incompatible(pid, self.own)
                 if why and why.startswith(("namespace", "root")) and not self.workers and self.listener:
                     # started from `unshare -m` or the like: an idle server makes way for the
                     # caller's own, rather than turning every caller from the main namespaces away
@@ -513,7 +558,9 @@ class Server:
             if op == "run":
                 self.fork_worker(conn, req, fds, pid, poller)
             elif op == "monitor":
-                child = self.fork(lambda: _monitor(req, fds), None)
+                child = self.hand_to_spare("monitor", {"req": req}, fds)
+                if child is None:
+                    child = self.fork(lambda: _monitor(req, fds), None)
                 _send(conn, pid=child)
                 conn.close()
             else:
@@ -523,12 +570,39 @@ class Server:
             for fd in fds:
                 os.close(fd)
 
-    def fork(self, child, conn: socket.socket | None) -> int:
+    def hand_to_spare(self, kind: str, msg: dict, fds: list[int]) -> int | None:
+        """Pass a request to the spare of that kind; its pid, or None (no spare, or it died)."""
+        spare = self.spares.pop(kind, None)
+        if spare is None:
+            return None
+        pid, ours = spare
+        try:
+            ours.sendmsg([marshal.dumps(msg)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                 struct.pack(f"{len(fds)}i", *fds))])
+            return pid
+        except OSError:
+            return None
+        finally:
+            ours.close()
+
+    def refill(self) -> None:
+        """Fork the spares used since the last round (while the command they took runs)."""
+        if self.listener is None:
+            return
+        for kind in ("run", "monitor"):
+            if kind not in self.spares:
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                pid = self.fork(lambda: _spare(theirs, kind, self.runroot), None, also_close=ours)
+                theirs.close()
+                self.spares[kind] = (pid, ours)
+
+    def fork(self, child, conn: socket.socket | None, also_close: socket.socket | None = None) -> int:
         pid = os.fork()
         if pid == 0:
             # the child keeps only what it was forked for
             keep = conn.fileno() if conn is not None else -1
-            for s in [self.listener, *self.workers.values()]:
+            spare_ends = [ours for _, ours in self.spares.values()]
+            for s in [self.listener, *self.workers.values(), *spare_ends, also_close]:
                 if s is not None and s.fileno() != keep:
                     os.close(s.fileno())
             for fd in (self.wake_r, self.wake_w, self.lock_fd, self.primer_w):
@@ -542,8 +616,10 @@ class Server:
 
     def fork_worker(self, conn: socket.socket, req: dict, fds: list[int], peer: int, poller) -> None:
         req = {**req, "server": self.files["sock"]}
-        pid = self.fork(lambda: _worker(conn, req, fds, peer), conn)
         conn.settimeout(None)
+        pid = self.hand_to_spare("run", {"req": req, "peer": peer}, [conn.fileno(), *fds])
+        if pid is None:
+            pid = self.fork(lambda: _worker(conn, req, fds, peer), conn)
         self.workers[pid] = conn
         _send(conn, pid=pid)
         poller.register(conn, select.POLLIN)

@@ -177,3 +177,31 @@ def test_server_exits_when_idle(nsbox, tmp_path):
     finally:
         from nsbox.runtime.preload import stop_server
         stop_server(runroot)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_ctrl_z_stops_the_worker_with_the_client(nsbox, warm):
+    name = f"tstp-{os.getpid()}-{time.monotonic_ns()}"
+    p = nsbox.popen("run", "--rm", *NONE, "--name", name, "busybox", "sh", "-c", "echo up; sleep 300",
+                    stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n"
+        # the worker is titled after the command: "nsbox run --rm ..."
+        title = "nsbox " + cmdline(p.pid).split("/nsbox ", 1)[1]
+        w = wait_for(lambda: next((int(d) for d in os.listdir("/proc") if d.isdigit() and _title_is(int(d), title)),
+                                  None), timeout=30)
+        assert w, "no worker found for the client"
+        p.send_signal(signal.SIGTSTP)  # what ctrl-z sends the terminal's foreground job
+        assert wait_for(lambda: _state(p.pid) == "T" and _state(w) == "T", timeout=30)
+        p.send_signal(signal.SIGCONT)  # fg
+        assert wait_for(lambda: _state(p.pid) not in ("T", "t") and _state(w) not in ("T", "t"), timeout=30)
+    finally:
+        nsbox("rm", "-f", name)
+        p.wait(timeout=60)
