@@ -68,30 +68,41 @@ def release_cgroup(cfg: dict) -> None:
             raise
 
 
-def teardown(paths: Paths, rec: ContainerRecord, cfg: dict) -> None:
-    """After the final exit: network, cgroup, and --rm."""
+def teardown(paths: Paths, rec: ContainerRecord, cfg: dict, cgroup_released: bool = False,
+             later: list | None = None) -> None:
+    """After the final exit: network, cgroup, and --rm. See remove() for `later`."""
     release_network(paths, rec, cfg)
-    release_cgroup(cfg)
+    if not cgroup_released:
+        release_cgroup(cfg)
     if cfg.get("IsInfra"):
         from nsbox.runtime.pods import on_infra_exit  # the pod's namespaces died: stop its members
         on_infra_exit(paths, cfg)
     if cfg.get("HostConfig", {}).get("AutoRemove"):
-        remove(paths, rec, cfg, volumes=True)
+        remove(paths, rec, cfg, volumes=True, cgroup_released=True, later=later)
 
 
-def remove(paths: Paths, rec: ContainerRecord, cfg: dict, volumes: bool = False) -> None:
+def remove(paths: Paths, rec: ContainerRecord, cfg: dict, volumes: bool = False, cgroup_released: bool = False,
+           later: list | None = None) -> None:
+    """Release everything and forget the record.
+
+    With `later` (the monitor's --rm), the record vanishes at once (its directory is renamed out of
+    the store) and deleting its files, the writable layer included, is appended to `later` for
+    after the exit code has gone out.
+    """
     from nsbox.runtime.store import ContainerStore
     with rec.lock():
         st = rec.load_state()
         st.Status = S.REMOVING
         rec.save_state(st)
     release_network(paths, rec, cfg)
-    release_cgroup(cfg)
-    try:
-        from nsbox.image.store import ImageStore
-        ImageStore(paths).release_rootfs(rec.id, rec.dir)
-    except ImportError:
-        pass
+    if not cgroup_released:
+        release_cgroup(cfg)
+    if later is None:
+        try:
+            from nsbox.image.store import ImageStore
+            ImageStore(paths).release_rootfs(rec.id, rec.dir)
+        except ImportError:
+            pass
     if volumes:
         from nsbox.runtime.volumes import VolumeStore
         vs = VolumeStore(paths)
@@ -101,7 +112,7 @@ def remove(paths: Paths, rec: ContainerRecord, cfg: dict, volumes: bool = False)
                     vs.remove(m["Name"], force=True)
                 except Exception:
                     pass
-    ContainerStore(paths).forget(rec, cfg.get("Name", "").lstrip("/"))
+    ContainerStore(paths).forget(rec, cfg.get("Name", "").lstrip("/"), later=later)
 
 
 def reconcile(paths: Paths, rec: ContainerRecord) -> S.ContainerState:

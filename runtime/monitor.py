@@ -466,10 +466,13 @@ class Monitor:
                 pass
             self.cgroup = None
 
-    def final_cleanup(self) -> None:
+    def final_cleanup(self) -> list:
+        """Release what the container held; returns slow deletions to run after the exit frame."""
         from nsbox.runtime import cleanup
         self.release_cgroup()
-        cleanup.teardown(self.paths, self.rec, self.cfg)
+        later: list = []
+        cleanup.teardown(self.paths, self.rec, self.cfg, cgroup_released=True, later=later)
+        return later
 
     # --- main --------------------------------------------------------------
     def run(self) -> None:
@@ -526,7 +529,7 @@ class Monitor:
                 continue
             break
         self.log.close()
-        self.final_cleanup()
+        later = self.final_cleanup()
         st = self.rec.load_state() if self.rec.exists() else st
         self.broadcast(A.frame(A.EXIT, json.dumps({"code": st.ExitCode}).encode()))
         for c in list(self.clients):
@@ -535,6 +538,11 @@ class Monitor:
             os.unlink(self.rec.attach_path)
         except OSError:
             pass
+        for job in later:  # --rm: the record is gone already; its files go now
+            try:
+                job()
+            except OSError:
+                pass
 
     def wait_restart(self, delay: float) -> bool:
         """Sit in 'restarting' for the backoff; False when someone stopped us meanwhile."""

@@ -6,6 +6,8 @@ get the same name, and no global lock is held across slow work.
 from __future__ import annotations
 
 import os
+import shutil
+import time
 
 from nsbox.runtime import state as S
 from nsbox.runtime.errors import Conflict, InvalidArgument, NotFound
@@ -13,6 +15,9 @@ from nsbox.runtime.fsutil import rmtree
 from nsbox.runtime.names import random_name, valid_name
 from nsbox.runtime.paths import Paths
 from nsbox.runtime.state import ContainerRecord
+
+
+TRASH = ".removed-"  # containers/.removed-<id>: a record already gone, its files not yet deleted
 
 
 class ContainerStore:
@@ -79,7 +84,19 @@ class ContainerStore:
             entries = os.listdir(self.paths.containers)
         except FileNotFoundError:
             return []
+        for e in entries:
+            if e.startswith(TRASH):
+                self._sweep(os.path.join(self.paths.containers, e))
         return [e for e in entries if len(e) == 64 and os.path.exists(os.path.join(self.paths.containers, e, "config.json"))]
+
+    @staticmethod
+    def _sweep(trash: str) -> None:
+        """A removed container's files whose deleting monitor died (after a minute: not racing it)."""
+        try:
+            if time.time() - os.lstat(trash).st_mtime > 60:
+                shutil.rmtree(trash, ignore_errors=True)
+        except OSError:
+            pass
 
     def get(self, ref: str) -> ContainerRecord:
         """By full id, name, or unique id prefix (docker's order)."""
@@ -102,11 +119,23 @@ class ContainerStore:
     def all(self) -> list[ContainerRecord]:
         return [ContainerRecord(self.paths, i) for i in self.ids()]
 
-    def forget(self, rec: ContainerRecord, name: str) -> None:
-        """Remove the record itself (the caller has already stopped and cleaned up)."""
+    def forget(self, rec: ContainerRecord, name: str, later: list | None = None) -> None:
+        """Remove the record itself (the caller has already stopped and cleaned up).
+
+        With `later`, the directory leaves the store by one rename and its deletion is appended to
+        `later`; a trash directory left by a crash in between is swept by ids()."""
         self.release_name(name, rec.id)
         rmtree(rec.run_dir)
-        rmtree(rec.dir)
+        if later is None:
+            rmtree(rec.dir)
+            return
+        trash = os.path.join(self.paths.containers, TRASH + rec.id)
+        try:
+            os.rename(rec.dir, trash)
+            os.utime(trash)  # the sweep in ids() goes by age
+        except FileNotFoundError:
+            return
+        later.append(lambda: shutil.rmtree(trash, ignore_errors=True))
 
 
 def images_in_use(paths: Paths) -> dict[str, str]:

@@ -114,3 +114,19 @@ def test_top(nsbox):
 def test_port_is_empty_without_network(nsbox):
     nsbox.ok("run", "-d", "--name", "p", *NONE, "busybox", "sleep", "300")
     assert nsbox.ok("port", "p") == ""
+
+
+def test_run_rm_deletes_files_after_answering_and_sweeps_leftovers(nsbox, paths):
+    import os
+    import time
+    # --rm: the record is gone when run returns; its files follow right after
+    nsbox.ok("run", "--rm", "--network", "none", "--name", "rmfiles", "busybox", "sh", "-c", "echo x > /f")
+    assert "rmfiles" not in nsbox.ok("ps", "-a", "--format", "{{.Names}}")
+    assert wait_for(lambda: not [e for e in os.listdir(paths.containers) if e.startswith(".removed-")])
+    # a monitor killed between the two steps leaves a trash directory: listing sweeps it (after a minute)
+    trash = os.path.join(paths.containers, ".removed-" + "0" * 64)
+    os.makedirs(os.path.join(trash, "upper", "deep"))
+    old = time.time() - 120
+    os.utime(trash, (old, old))
+    nsbox.ok("ps", "-a")
+    assert not os.path.exists(trash)
