@@ -958,7 +958,7 @@ def machine(b):
         cg = "cgroup v1 (legacy)"
     vpy = os.path.join(os.path.dirname(b.nsbox[0]), "python")
     py = version([vpy, "--version"]) if os.path.exists(vpy) else platform.python_version()
-    vers = [("nsbox", version(b.nsbox[:1] + ["version"])), ("Python (nsbox venv)", py)]
+    vers = [("nsbox", version(b.nsbox + ["version"])), ("Python (nsbox venv)", py)]
     for name, argv in (("runc", ["runc", "--version"]), ("crun", ["crun", "--version"]),
                        ("podman", ["podman", "--version"]), ("conmon", ["conmon", "--version"]),
                        ("buildah", ["buildah", "--version"]), ("catatonit", ["catatonit", "--version"]),
