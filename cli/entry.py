@@ -56,6 +56,7 @@ def _via_server(sock_path: str, argv: list[str], verb: str) -> int | str:
     except OSError:
         s.close()
         return ABSENT
+    s.settimeout(10)  # a wedged server must not hang the command: nothing has run until "pid"
     worker = [0]
     pending: list[int] = []
 
@@ -102,6 +103,7 @@ def _via_server(sock_path: str, argv: list[str], verb: str) -> int | str:
                     _signal.signal(sig, h)
                 return RESPAWN if reply.get("respawn") else DECLINED
             if "pid" in reply:
+                s.settimeout(None)  # from here on, the command takes as long as it takes
                 worker[0] = reply["pid"]
                 for sig in pending:
                     forward(sig, None)
