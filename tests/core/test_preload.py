@@ -189,8 +189,10 @@ def _state(pid: int) -> str:
 
 def test_ctrl_z_stops_the_worker_with_the_client(nsbox, warm):
     name = f"tstp-{os.getpid()}-{time.monotonic_ns()}"
+    # a process group of its own in our session, as a shell's job: the kernel ignores SIGTSTP in an
+    # orphaned group (ours may be one, under CI), and so would the client's own stop
     p = nsbox.popen("run", "--rm", *NONE, "--name", name, "busybox", "sh", "-c", "echo up; sleep 300",
-                    stdout=subprocess.PIPE, text=True)
+                    stdout=subprocess.PIPE, text=True, process_group=0)
     try:
         assert p.stdout.readline() == "up\n"
         # the worker is titled after the command: "nsbox run --rm ..."
