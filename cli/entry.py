@@ -120,9 +120,18 @@ def _via_server(sock_path: str, argv: list[str], verb: str) -> int | str:
     return 125
 
 
+def _background_on_a_terminal() -> bool:
+    """Started with `&` from a shell: in-process, job control stops us before we read the
+    terminal; a worker in the server's session would read it regardless."""
+    try:
+        return os.isatty(0) and os.tcgetpgrp(0) != os.getpgrp()
+    except OSError:
+        return False
+
+
 def main() -> None:
     argv = sys.argv[1:]
-    if os.environ.get("NSBOX_PRELOAD", "1") != "0":
+    if os.environ.get("NSBOX_PRELOAD", "1") != "0" and not _background_on_a_terminal():
         runroot, verb = _runroot(argv)
         if runroot and verb not in NO_SERVER:
             code = _via_server(os.path.join(runroot, "preload.sock"), argv, verb)

@@ -207,3 +207,33 @@ def test_ctrl_z_stops_the_worker_with_the_client(nsbox, warm):
     finally:
         nsbox("rm", "-f", name)
         p.wait(timeout=60)
+
+
+BACKGROUND_JOB = """
+import os, sys
+os.setsid()
+tty = os.open(sys.argv[1], os.O_RDWR)  # a session leader's first terminal becomes its own
+os.tcsetpgrp(tty, os.getpgrp())
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)  # a job in the background, as `nsbox ... &` in a shell
+    os.dup2(tty, 0)
+    os.execv(sys.argv[2], sys.argv[2:])
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_background_job_on_a_terminal_runs_in_process(nsbox, warm):
+    # in-process, the kernel's job control guards the terminal; a worker would read it regardless
+    master, slave = os.openpty()
+    try:
+        r = subprocess.run([sys.executable, "-c", BACKGROUND_JOB, os.ttyname(slave), NSBOX_BIN, "run", "-d", *NONE,
+                            "busybox", "sleep", "60"], env=nsbox.env, capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    monitor = ppid(nsbox.inspect(cid)["State"]["Pid"])
+    assert "nsbox.runtime.monitor" in cmdline(monitor)  # spawned by an in-process CLI
+    nsbox.ok("rm", "-f", cid)
