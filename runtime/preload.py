@@ -717,34 +717,37 @@ def spawn_server(runroot: str) -> None:
 
 
 def stop_server(runroot: str, timeout: float = 5) -> None:
-    """For purge_root: stop this runroot's server (by the pid it recorded, checked against its title)."""
-    files = paths_in(runroot)
-    try:
-        with open(files["pid"]) as f:
-            pid = int(f.read().split()[0])
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-    except (OSError, ValueError, IndexError):
-        return
-    if "preload" not in cmd or runroot not in cmd:
-        return  # a recycled pid: not ours
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """For purge_root: stop this runroot's server. Found by its command line, not only by the pid
+    it records, so that one still starting (no pid file yet) goes too; its helpers exit with it."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and _is_server_of(int(d), runroot):
+            pids.append(int(d))
+    for pid in pids:
         try:
-            os.kill(pid, 0)
+            os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
-            return
-        if _zombie_or_gone(pid):
-            return
-        time.sleep(0.02)
+            pass
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if not _zombie_or_gone(p)]
+        if pids:
+            time.sleep(0.02)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _is_server_of(pid: int, runroot: str) -> bool:
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return False
+    # titled, or still the interpreter's command line (spawn_server's) before it titles itself
+    return cmd == f"{TITLE} {runroot}" or (f"{__name__} import main" in cmd and cmd.endswith(" " + runroot))
 
 
 def _zombie_or_gone(pid: int) -> bool:

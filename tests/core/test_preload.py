@@ -237,3 +237,20 @@ def test_a_background_job_on_a_terminal_runs_in_process(nsbox, warm):
     monitor = ppid(nsbox.inspect(cid)["State"]["Pid"])
     assert "nsbox.runtime.monitor" in cmdline(monitor)  # spawned by an in-process CLI
     nsbox.ok("rm", "-f", cid)
+
+
+def test_purge_stops_a_server_that_is_still_starting(tmp_path):
+    from nsbox.runtime.preload import spawn_server, stop_server
+    runroot = str(tmp_path / "run")
+
+    def servers():
+        return [int(d) for d in os.listdir("/proc") if d.isdigit() and _server_of(int(d), runroot)]
+    spawn_server(runroot)
+    assert wait_for(servers, timeout=30)  # caught before it wrote a pid file, most likely
+    stop_server(runroot)
+    assert wait_for(lambda: not servers(), timeout=30)
+
+
+def _server_of(pid: int, runroot: str) -> bool:
+    from nsbox.runtime.preload import _is_server_of
+    return _is_server_of(pid, runroot) and not _zombie(pid)
