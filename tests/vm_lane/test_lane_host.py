@@ -99,3 +99,21 @@ def test_no_build_with_empty_cache_exits_3_without_booting(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 3, r.stderr
     assert "--no-build" in r.stderr and os.listdir(tmp_path) == []
+
+
+def test_boot_retries_once_after_a_guest_kernel_panic_only(monkeypatch):
+    calls = []
+
+    def fake(results):
+        def boot_once(a, img):
+            calls.append(1)
+            return results[len(calls) - 1]
+        return boot_once
+    for results, want_rc, want_calls in (([(125, True), (0, False)], 0, 2),   # panic, then a clean run
+                                         ([(125, True), (125, True)], 125, 2),  # panics twice: fails
+                                         ([(1, False)], 1, 1),                 # a failing test: no retry
+                                         ([(125, False)], 125, 1)):            # no status, no panic: no retry
+        calls.clear()
+        monkeypatch.setattr(lane, "_boot_once", fake(results))
+        assert lane.boot(None, None) == want_rc
+        assert len(calls) == want_calls
