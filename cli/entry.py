@@ -77,7 +77,14 @@ def _via_server(sock_path: str, argv: list[str], verb: str) -> int | str:
                 pass
         _signal.signal(20, 0)  # SIG_DFL, so that the next line stops us
         os.kill(os.getpid(), 20)
-        _signal.signal(20, suspend)  # resumed (fg): SIGCONT reaches the worker through forward()
+        _signal.signal(20, suspend)
+        # here when resumed (fg), or at once when the kernel discarded the stop (an orphaned
+        # process group): either way the worker must run again, never stay stopped under us
+        if worker[0]:
+            try:
+                os.kill(worker[0], 18)  # SIGCONT
+            except ProcessLookupError:
+                pass
     old = {sig: _signal.signal(sig, forward) for sig in FORWARD}
     old[20] = _signal.signal(20, suspend)  # SIGTSTP
     stdio = []

@@ -98,18 +98,40 @@ def nsbox_env(tmp_path_factory):
     yield {"env": env, "root": root, "runroot": runroot, "paths": paths, "base": base}
     # the whole run's teardown: remove what is left, then look for leaks
     _remove_all(env)
+    # commands still running in this run's preload server (titled "nsbox <verb> ...", without our
+    # paths, so _snapshot cannot tell them from another run's): found as the server's children
+    stray = _server_workers(runroot)
     from nsbox.runtime.cleanup import purge_root
     purge_root(paths)
     deadline = time.monotonic() + 10
     while True:
         after = _snapshot(base, paths, tmp_base)
         leaks = {k: sorted(str(x) for x in after[k] - before[k]) for k in after if after[k] - before[k]}
+        if stray:
+            leaks["procs (commands left in the preload server)"] = stray
         if not leaks or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     shutil.rmtree(base, ignore_errors=True)
     if leaks:
         pytest.fail("the test run leaked kernel objects or processes:\n" + json.dumps(leaks, indent=1))
+
+
+def _server_workers(runroot: str) -> list[str]:
+    from nsbox.runtime.preload import _is_server_of
+    procs = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    procs[int(d)] = (ppid, f.read().replace(b"\0", b" ").decode(errors="replace").strip())
+            except (OSError, ValueError, IndexError):
+                continue
+    servers = {pid for pid in procs if _is_server_of(pid, runroot)}
+    return [f"{pid}: {cmd[:120]}" for pid, (ppid, cmd) in procs.items()
+            if ppid in servers and cmd.startswith("nsbox ")]
 
 
 def _remove_all(env: dict) -> None:

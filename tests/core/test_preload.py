@@ -205,8 +205,13 @@ def test_ctrl_z_stops_the_worker_with_the_client(nsbox, warm):
         p.send_signal(signal.SIGCONT)  # fg
         assert wait_for(lambda: _state(p.pid) not in ("T", "t") and _state(w) not in ("T", "t"), timeout=30)
     finally:
+        p.send_signal(signal.SIGCONT)
         nsbox("rm", "-f", name)
-        p.wait(timeout=60)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()  # the server then kills its worker
+            p.wait()
 
 
 BACKGROUND_JOB = """
