@@ -259,3 +259,24 @@ def test_purge_stops_a_server_that_is_still_starting(tmp_path):
 def _server_of(pid: int, runroot: str) -> bool:
     from nsbox.runtime.preload import _is_server_of
     return _is_server_of(pid, runroot) and not _zombie(pid)
+
+
+def test_client_says_so_when_server_and_worker_vanish(nsbox, warm, nsbox_env):
+    name = f"gone-{os.getpid()}-{time.monotonic_ns()}"
+    p = nsbox.popen("run", "--rm", *NONE, "--name", name, "busybox", "sh", "-c", "echo up; sleep 300",
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "up\n"
+        title = "nsbox " + cmdline(p.pid).split("/nsbox ", 1)[1]
+        w = wait_for(lambda: next((int(d) for d in os.listdir("/proc") if d.isdigit() and _title_is(int(d), title)),
+                                  None), timeout=30)
+        assert w
+        os.kill(warm, signal.SIGKILL)  # the server first: nobody is left to report the worker's end
+        os.kill(w, signal.SIGKILL)
+        assert p.wait(timeout=60) == 125
+        assert "preload server went away" in p.stderr.read()
+    finally:
+        nsbox("rm", "-f", name)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
