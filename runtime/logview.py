@@ -47,7 +47,8 @@ def show_logs(engine, rec, follow: bool = False, tail: str = "all", since: str |
     if tail not in ("all", "") and not (tail.isdigit() or (tail.startswith("-") and tail[1:].isdigit())):
         raise InvalidArgument(f"invalid value for tail: {tail}")
     t_since, t_until = parse_time(since), parse_time(until)
-    recs = [r for r in read_records(rec.log_path)
+    read_to: dict = {}
+    recs = [r for r in read_records(rec.log_path, read_to)
             if (t_since is None or parse_iso(r["time"]) >= t_since)
             and (t_until is None or parse_iso(r["time"]) <= t_until)]
     if tail not in ("all", "") and int(tail) >= 0:
@@ -58,8 +59,7 @@ def show_logs(engine, rec, follow: bool = False, tail: str = "all", since: str |
         return
     # follow: keep reading the live file (reopening it after a rotation) while the container runs
     path = rec.log_path
-    pos = os.path.getsize(path) if os.path.exists(path) else 0
-    ino = os.stat(path).st_ino if os.path.exists(path) else 0
+    ino, pos = read_to.get(path, (0, 0))  # where the read above stopped, not the size now
     buf = b""
     while True:
         try:
