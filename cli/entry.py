@@ -37,6 +37,7 @@ def _runroot(argv: list[str]) -> tuple[str | None, str | None]:
         elif a.startswith("-"):
             return None, None  # --help, --version, a typo: the full CLI answers
         else:
+            # paths.DEFAULT_RUNROOT, spelled out: importing nsbox here would cost the hot path
             return os.path.abspath(runroot or "/run/nsbox"), a
     return None, None
 

@@ -247,16 +247,8 @@ def _reopen_std_streams() -> None:
         return io.TextIOWrapper(buf, encoding=enc, errors=errors, line_buffering=line,
                                 write_through=(mode == "w" and fd == 2))
     sys.stdin = sys.__stdin__ = wrap(0, "r", "strict", False)
-    sys.stdout = sys.__stdout__ = wrap(1, "w", "strict", os.isatty(1) if _open(1) else False)
+    sys.stdout = sys.__stdout__ = wrap(1, "w", "strict", os.isatty(1))  # False for a closed fd
     sys.stderr = sys.__stderr__ = wrap(2, "w", "backslashreplace", True)
-
-
-def _open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-        return True
-    except OSError:
-        return False
 
 
 def _monitor(req: dict, fds: list[int]) -> None:

@@ -280,3 +280,21 @@ def test_client_says_so_when_server_and_worker_vanish(nsbox, warm, nsbox_env):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_a_caller_the_server_cannot_match_runs_in_process(nsbox, tmp_path):
+    # a server started under a lower hard limit cannot raise a worker's to the caller's (root lacks
+    # CAP_SYS_RESOURCE here): the worker declines before running anything, the client runs it itself
+    from nsbox.runtime.preload import stop_server
+    runroot = str(tmp_path / "run")
+    env = {"NSBOX_RUNROOT": runroot}
+    try:
+        r = subprocess.run(["prlimit", "--nofile=256:256", NSBOX_BIN, "version"], env={**nsbox.env, **env},
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert wait_for(lambda: server_pid(runroot), timeout=30)
+        r = nsbox("version", env={**env, "NSBOX_DEBUG": "1"})
+        assert r.returncode == 0 and "nsbox version" in r.stdout
+        assert "declined: cannot take over the caller's context" in r.stderr
+    finally:
+        stop_server(runroot)
