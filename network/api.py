@@ -241,61 +241,16 @@ def prune_networks(paths: Paths, keep: Callable[[NetworkConfig], bool] = lambda 
 
 
 # ---------------------------------------------------------------- reconciliation
-def _container_alive_default(paths: Paths) -> Callable[[str], bool]:
-    return lambda cid: os.path.isdir(paths.container_dir(cid))
-
-
-def reconcile(paths: Paths, alive: Callable[[str], bool] | None = None) -> dict[str, list[str]]:
+def reconcile(paths: Paths, alive: Callable[[str], bool] | None = None, *, claim=None,
+              mine: str = "") -> dict[str, list[str]]:
     """Remove what a kill -9 may have left: netns files, nft tables, veths, host ports and addresses of
-    containers that are not alive. `alive(cid)` defaults to "its container dir exists"; the core should
-    pass "state is running/paused/restarting" (a netns file without such a container is garbage)."""
-    alive = alive or _container_alive_default(paths)
-    report: dict[str, list[str]] = {"netns": [], "tables": [], "veths": [], "addresses": []}
-    for cid in netns.list_netns(paths):
-        if not alive(cid):
-            netns.remove_netns(paths, cid)
-            report["netns"].append(cid)
-    live12 = set()
-    with contextlib.suppress(FileNotFoundError):
-        live12 = {c[:12] for c in os.listdir(paths.containers) if alive(c)}
-    cprefix = nat.prefix(paths) + "c"
-    for t in nat.list_tables(cprefix):
-        if t[len(cprefix):] not in live12:
-            nat.delete_table(t)
-            report["tables"].append(t)
-    tag = f"nsbox:{fileio.root_tag(paths)}:"
-    for dev in _links_with_alias_prefix(tag):
-        if not alive(dev[1][len(tag):]):
-            from nsbox.network import links
-            links.delete_link(dev[0])
-            report["veths"].append(dev[0])
-    dead = lambda cid: not alive(cid)  # noqa: E731
-    touched = []
-    for cfg in config.existing_networks(paths):
-        gone = ipam.release_where(paths, cfg.id, dead)
-        if gone:
-            touched.append(cfg.id)
-            report["addresses"] += gone
-    hostports.release_where(paths, dead)
-    with contextlib.suppress(FileNotFoundError):
-        for f in os.listdir(os.path.join(paths.networks, "endpoints")):
-            if f.endswith(".json") and dead(f[:-5]):
-                fileio.remove(os.path.join(paths.networks, "endpoints", f))
-    _refresh_ids(paths, touched)
-    return report
-
-
-def _links_with_alias_prefix(tag: str) -> list[tuple[str, str]]:
-    out = []
-    for dev in os.listdir("/sys/class/net"):
-        try:
-            with open(f"/sys/class/net/{dev}/ifalias") as f:
-                alias = f.read().strip()
-        except OSError:
-            continue
-        if alias.startswith(tag):
-            out.append((dev, alias))
-    return out
+    containers that are gone (see network/reclaim.py for the order that keeps a starting container's).
+    `claim(cid)` (the core's: under the container's start lock) or else `alive(cid)` judges each owner;
+    the default is "its container dir exists"."""
+    from nsbox.network import reclaim as rc
+    if claim is None and alive is not None:
+        claim = rc.claim_from_alive(alive)
+    return rc.reconcile(paths, claim, mine)
 
 
 def purge(paths: Paths) -> None:

@@ -86,6 +86,11 @@ def _choose(m: PortMapping, taken) -> int:
     raise Conflict(f"no free host port in {rng} on {where} for {m.container_port}/{m.protocol}")
 
 
+def holders(paths: Paths) -> set[str]:
+    """Ids of the containers holding a reservation (read without the lock: the file is replaced whole)."""
+    return {r["cid"] for r in fileio.read_json(_file(paths), []) or []}
+
+
 def release(paths: Paths, cid: str) -> None:
     release_where(paths, lambda c: c == cid)
 

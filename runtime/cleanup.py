@@ -5,7 +5,10 @@ Used by the monitor after the last exit, by `rm`, and by reconciliation when a m
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 
 from nsbox.runtime import state as S
 from nsbox.runtime.paths import Paths
@@ -13,9 +16,18 @@ from nsbox.runtime.state import ContainerRecord
 
 
 def uses_nsbox_network(cfg: dict) -> bool:
-    """bridge or a user network: nsbox made a netns, addresses and maybe DNAT rules for it."""
+    """bridge or a user network: nsbox made a netns, addresses and maybe DNAT rules for it.
+
+    The spec says it best: a network namespace to be made by nsbox ("nsbox.join": "netns"). A pod's
+    infra container has one (with the pod's ports); its members join the infra's instead.
+    """
+    namespaces = cfg.get("Spec", {}).get("linux", {}).get("namespaces")
+    if namespaces is not None:
+        return any(ns.get("type") == "network" and ns.get("nsbox.join") == "netns" for ns in namespaces)
     mode = cfg.get("HostConfig", {}).get("NetworkMode", "bridge")
-    return not (mode in ("host", "none") or mode.startswith("container:") or cfg.get("Pod"))
+    if cfg.get("Pod") and not cfg.get("IsInfra"):
+        return False
+    return not (mode in ("host", "none") or mode.startswith("container:"))
 
 
 def release_network(paths: Paths, rec: ContainerRecord, cfg: dict | None = None) -> None:
@@ -38,20 +50,43 @@ def release_network(paths: Paths, rec: ContainerRecord, cfg: dict | None = None)
         rec.save_state(st)
 
 
-def network_owner_alive(paths: Paths):
-    """For network reconciliation: does this container still own its network objects?
+def _holds_network(rec: ContainerRecord) -> bool:
+    """Running, paused or restarting, or its monitor still alive (it may be tearing down itself)."""
+    if not rec.exists():
+        return False
+    st = rec.load_state()
+    return st.Status in (S.RUNNING, S.PAUSED, S.RESTARTING) or S.alive(st.MonitorPid, st.MonitorStart)
 
-    Running, paused or restarting, its monitor still alive, or a CLI in the middle of starting it
-    (its objects exist before its state records them): then they are not garbage.
+
+@contextlib.contextmanager
+def claim_network_owner(paths: Paths, cid: str) -> Iterator[bool]:
+    """For network reconciliation: yields True when cid's network objects are garbage.
+
+    A CLI holds the start lock for the whole of a start, from before it makes any network object
+    until the state says running; so a start lock we cannot take means "starting: not garbage". When
+    we can take it we keep it while the caller removes the objects: the container cannot start again
+    (and make new ones that the removal would take) in between. Never blocks.
     """
-    def alive(cid: str) -> bool:
-        rec = ContainerRecord(paths, cid)
-        if not rec.exists():
-            return False
-        st = rec.load_state()
-        return (st.Status in (S.RUNNING, S.PAUSED, S.RESTARTING) or S.alive(st.MonitorPid, st.MonitorStart)
-                or rec.starting())
-    return alive
+    rec = ContainerRecord(paths, cid)
+    try:
+        fd = os.open(rec.start_lock_path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        # never started by a CLI (the first start makes this file before any object), or gone
+        yield not _holds_network(rec)
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield not _holds_network(rec)
+    finally:
+        os.close(fd)
+
+
+def network_claim(paths: Paths):
+    return lambda cid: claim_network_owner(paths, cid)
 
 
 def release_cgroup(cfg: dict) -> None:

@@ -214,8 +214,9 @@ class Engine:
             return st.NetNS
         from nsbox.runtime.netglue import reconcile, setup_container  # lazy: pyroute2 lives behind this
         # what a kill -9 left half-made (ours or others'), reclaimed at the next bridge start-up
-        from nsbox.runtime.cleanup import network_owner_alive
-        reconcile(self.paths, network_owner_alive(self.paths))
+        from nsbox.runtime.cleanup import network_claim
+        # mine: we hold its start lock and it has no live netns, so what it owns is its own leftover
+        reconcile(self.paths, network_claim(self.paths), mine=rec.id)
         netns, status = setup_container(self.paths, rec.id, cfg)
         with rec.lock():
             st = rec.load_state()

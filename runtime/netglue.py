@@ -46,9 +46,9 @@ def render_hosts(base: str, entries: list[tuple[str, list[str]]]) -> str:
     return render(base, entries)
 
 
-def reconcile(paths: Paths, alive) -> None:
+def reconcile(paths: Paths, claim, mine: str = "") -> None:
     from nsbox.network.api import reconcile as net_reconcile
-    net_reconcile(paths, alive)
+    net_reconcile(paths, claim=claim, mine=mine)
 
 
 def purge(paths: Paths) -> None:

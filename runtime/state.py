@@ -97,24 +97,14 @@ class ContainerRecord:
     def lock(self):
         return locked(self.lock_path)
 
-    def start_lock(self):
-        """Held by a CLI for the whole of `start` (not the state lock: the monitor needs that one)."""
-        return locked(os.path.join(self.dir, "start.lock"))
+    @property
+    def start_lock_path(self) -> str:
+        return os.path.join(self.dir, "start.lock")
 
-    def starting(self) -> bool:
-        """Is some CLI in the middle of starting this container right now?"""
-        import fcntl
-        try:
-            fd = os.open(os.path.join(self.dir, "start.lock"), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
+    def start_lock(self):
+        """Held by a CLI for the whole of `start` (not the state lock: the monitor needs that one);
+        network reconciliation judges a container's objects under it (cleanup.claim_network_owner)."""
+        return locked(self.start_lock_path)
 
     def load_state(self) -> ContainerState:
         try:
