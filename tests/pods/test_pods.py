@@ -322,3 +322,53 @@ def test_inspect_finds_pods(nsbox):
     assert info["Name"] == "insp" and info["InfraContainerID"]
     assert json.loads(nsbox.ok("inspect", "insp"))[0]["Name"] == "insp"
     nsbox.ok("pod", "rm", "-f", "insp")
+
+
+def _network_leftovers(paths, cid: str) -> list[str]:
+    """cid's network objects still in the kernel or the IPAM / port / endpoint records."""
+    from nsbox.network import hostports, ipam, nat
+    from nsbox.network.reclaim import links_with_alias_prefix, status_dir, veth_tag
+    out = []
+    if os.path.exists(os.path.join(paths.netns_dir, cid)):
+        out.append("netns")
+    if shutil.which("nft") and nat.container_table(paths, cid) in nat.list_tables(nat.prefix(paths)):
+        out.append("dnat table")
+    out += [f"address on {n[:12]}" for n in ipam.networks_of(paths, cid)]
+    if cid in hostports.holders(paths):
+        out.append("host port")
+    out += [f"veth {dev}" for dev, alias in links_with_alias_prefix(veth_tag(paths)) if alias.endswith(cid)]
+    if os.path.exists(os.path.join(status_dir(paths), cid + ".json")):
+        out.append("endpoint record")
+    return out
+
+
+def test_pod_rm_after_a_killed_run_pod_leaves_no_network(nsbox, paths):
+    """kill -9 of `run --pod` while it starts the infra: its netns, address, host port and DNAT table
+    exist before the infra's state records them; `pod rm -f` must still release all of them."""
+    from nsbox.network import ipam
+    from nsbox.runtime.state import ContainerRecord
+    from nsbox_testlib import NSBOX_BIN
+    landed = False
+    for attempt in range(8):   # bounded: until the kill lands inside that window (state, not time, decides)
+        name = f"kp{attempt}"
+        nsbox.ok("pod", "create", "--name", name, "-p", f"127.0.0.1:{free_port()}:80")
+        infra = pod_inspect(nsbox, name)["InfraContainerID"]
+        nsfile = os.path.join(paths.netns_dir, infra)
+        # in-process CLI (no preload server): the process we kill is the one setting the network up
+        p = subprocess.Popen([NSBOX_BIN, "run", "-d", "--pod", name, "busybox", "sleep", "300"],
+                             env={**nsbox.env, "NSBOX_PRELOAD": "0"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            # its address is taken after the netns and the host port, before the veth and DNAT table
+            wait_for(lambda: ipam.networks_of(paths, infra) or p.poll() is not None, timeout=60, step=0.002)
+            p.send_signal(signal.SIGSTOP)   # frozen: what we see now is what the kill leaves
+            landed = (os.path.exists(nsfile) and bool(ipam.networks_of(paths, infra))
+                      and not ContainerRecord(paths, infra).load_state().NetNS)
+        finally:
+            p.kill()
+            p.wait()
+        nsbox.ok("pod", "rm", "-f", name)
+        assert _network_leftovers(paths, infra) == [], f"attempt {attempt} (killed before the state: {landed})"
+        if landed:
+            break
+    assert landed, "the kill never landed between the infra's netns and its state record"
