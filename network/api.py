@@ -14,7 +14,7 @@ from collections.abc import Callable
 from nsbox.runtime.errors import Conflict, InvalidArgument, NotFound
 from nsbox.runtime.paths import Paths
 
-from nsbox.network import config, fileio, hostports, hosts, ipam, nat, netns
+from nsbox.network import bridges, config, fileio, hostports, hosts, ipam, nat, netns
 from nsbox.network.model import (EndpointRequest, EndpointStatus, NetworkConfig, NetworkRequest,
                                  NetworkStatus, PortMapping)
 from nsbox.network.ports import expand_publish_all
@@ -49,21 +49,28 @@ def _enable_forwarding() -> None:
             f.write("1")
 
 
-def _bridge_exists(cfg: NetworkConfig) -> bool:
-    return os.path.exists(f"/sys/class/net/{cfg.bridge}")
-
-
 def _ensure_network_objects(paths: Paths, cfg: NetworkConfig) -> None:
-    if _bridge_exists(cfg):
+    """The network's table and bridge, made once; never another root's bridge (network/bridges.py)."""
+    if bridges.owner(paths, cfg) == bridges.OURS and bridges.is_up(cfg.bridge):
         return
     with fileio.locked(ipam.net_lock(paths, cfg.id)):
-        if _bridge_exists(cfg):
+        who = bridges.owner(paths, cfg)
+        if who == bridges.FOREIGN:
+            raise bridges.refusal(paths, cfg)
+        if who == bridges.ABSENT:
+            bridges.check_subnet_unrouted(cfg)
+        from nsbox.network import links
+        if who == bridges.LEGACY:
+            links.mark(cfg.bridge, bridges.alias(paths, cfg))
+        elif who == bridges.OURS and bridges.is_up(cfg.bridge):
             return
         # table first: it names the bridge only by string, so a kill -9 between the two steps
-        # leaves a state the next attach repairs (bridge missing -> both redone)
-        nat.apply(nat.render_network(nat.network_table(paths, cfg), cfg))
-        from nsbox.network import links
-        links.ensure_bridge(cfg)
+        # leaves a state the next attach repairs (bridge missing or not up -> both redone)
+        table = nat.network_table(paths, cfg)
+        nat.apply(nat.render_network(table, cfg))
+        if not links.ensure_bridge(cfg, bridges.alias(paths, cfg)) and bridges.owner(paths, cfg) != bridges.OURS:
+            nat.delete_table(table)   # someone else's bridge appeared under that name meanwhile
+            raise bridges.refusal(paths, cfg)
 
 
 def _check_request(cfgs: list[NetworkConfig], req: NetworkRequest) -> None:
@@ -210,9 +217,9 @@ def network_endpoints(paths: Paths, cfg: NetworkConfig) -> dict[str, dict]:
 
 
 def destroy_network_objects(paths: Paths, cfg: NetworkConfig) -> None:
-    """Bridge + network nft table (idempotent). The bridge goes only when it has no ports left."""
+    """Bridge + network nft table (idempotent). A bridge of that name that is not ours stays."""
     nat.delete_table(nat.network_table(paths, cfg))
-    if _bridge_exists(cfg):
+    if bridges.owner(paths, cfg) in (bridges.OURS, bridges.LEGACY):
         from nsbox.network import links
         links.delete_link(cfg.bridge)
 

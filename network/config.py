@@ -3,8 +3,12 @@
 The default network's bridge name and subnet come, in this order, from
   1. paths.networks/settings.json  {"bridge": "nsbox0", "subnet": "172.17.0.0/16"}  (per state root), or
   2. env NSBOX_BRIDGE / NSBOX_SUBNET, or
-  3. nsbox0 and the first of docker's pools (172.17.0.0/16, ...) that clashes with no host route.
-They are read once, when the default network is first materialized; after that its config file is the truth.
+  3. a bridge named from the root (nsbox0 for the default root /var/lib/nsbox, nsbox-<root tag> for any
+     other, so two roots never share one) and the first of docker's pools (172.17.0.0/16, ...) that
+     clashes with no host route.
+They are read once, when the default network is first materialized; after that its config file is the truth,
+except that a default network still unused moves to a bridge of its own when another root owns its bridge
+(a second root made by an older nsbox recorded the first root's nsbox0).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import secrets
 import time
 
 from nsbox.runtime.errors import Conflict, InvalidArgument, NotFound
-from nsbox.runtime.paths import Paths
+from nsbox.runtime.paths import DEFAULT_ROOT, Paths
 
 from nsbox.network import fileio, subnets
 from nsbox.network.model import NetworkConfig
@@ -68,12 +72,34 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def default_bridge(paths: Paths) -> str:
+    """The default network's bridge when nothing pins one: docker users expect nsbox0 for the default
+    root; any other root gets a name of its own (<= 15 characters)."""
+    return DEFAULT_BRIDGE if paths.root == DEFAULT_ROOT else f"nsbox-{paths.tag}"
+
+
+def _configured_bridge(paths: Paths) -> str:
+    s = fileio.read_json(settings_path(paths), {}) or {}
+    return s.get("bridge") or os.environ.get("NSBOX_BRIDGE") or default_bridge(paths)
+
+
+def _own_bridge(paths: Paths, c: NetworkConfig) -> NetworkConfig:
+    """Move a default network that nothing uses yet off a bridge that another root owns."""
+    from nsbox.network import bridges, ipam
+    want = _configured_bridge(paths)
+    if want == c.bridge or bridges.owner(paths, c) != bridges.FOREIGN or ipam.endpoints(paths, c.id):
+        return c
+    c.bridge = want
+    _save(paths, c)
+    return c
+
+
 def _ensure_default_locked(paths: Paths) -> NetworkConfig:
     for c in _load_all(paths):
         if c.default:
-            return c
+            return _own_bridge(paths, c)
+    bridge = _configured_bridge(paths)
     s = fileio.read_json(settings_path(paths), {}) or {}
-    bridge = s.get("bridge") or os.environ.get("NSBOX_BRIDGE") or DEFAULT_BRIDGE
     subnet_text = s.get("subnet") or os.environ.get("NSBOX_SUBNET")
     net = subnets.parse_subnet(subnet_text) if subnet_text else subnets.pick_free_subnet(_taken_subnets(paths))
     cfg = NetworkConfig(name=DEFAULT_NETWORK, id=secrets.token_hex(32), bridge=bridge, subnet=str(net),

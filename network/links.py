@@ -31,19 +31,45 @@ def _sysctl(path: str, value: str) -> None:
         f.write(value)
 
 
-def ensure_bridge(cfg: NetworkConfig) -> bool:
-    """Create and configure the bridge if missing (caller holds the network lock). True if it was created."""
-    if os.path.exists(f"/sys/class/net/{cfg.bridge}"):
-        return False
+def _alias_of(name: str) -> str:
+    try:
+        with open(f"/sys/class/net/{name}/ifalias") as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def ensure_bridge(cfg: NetworkConfig, alias: str) -> bool:
+    """Create and configure the bridge, marked with this root's alias from its first moment (caller
+    holds the network lock and has checked that no bridge of that name is someone else's). False when
+    a bridge of that name appeared meanwhile: it is then not touched (the caller re-checks its owner).
+    A bridge of ours left half-made by a kill -9 (it is set up last) is completed."""
     with IPRoute() as ipr:
-        # fixed MAC: otherwise the bridge takes its lowest port's MAC and changes it as ports come and go
-        _ignore(errno.EEXIST, ipr.link, "add", ifname=cfg.bridge, kind="bridge", address=mac_for_ip(cfg.gateway))
+        present = os.path.exists(f"/sys/class/net/{cfg.bridge}")
+        if present and _alias_of(cfg.bridge) != alias:
+            return False
+        if not present:
+            try:
+                # fixed MAC: otherwise the bridge takes its lowest port's MAC and changes it as ports come and go
+                ipr.link("add", ifname=cfg.bridge, kind="bridge", address=mac_for_ip(cfg.gateway))
+            except NetlinkError as e:
+                if e.code == errno.EEXIST:
+                    return False
+                raise
         idx = ipr.link_lookup(ifname=cfg.bridge)[0]
+        if not present:  # the kernel ignores IFLA_IFALIAS in a link creation: set it first thing after
+            ipr.link("set", index=idx, ifalias=alias)
         _ignore(errno.EEXIST, ipr.addr, "add", index=idx, address=cfg.gateway, prefixlen=cfg.prefixlen)
+        # 127.0.0.1 -> published port: the DNATed packet leaves with a loopback source (landmines §8.2)
+        _sysctl(f"/proc/sys/net/ipv4/conf/{cfg.bridge}/route_localnet", "1")
         ipr.link("set", index=idx, state="up")
-    # 127.0.0.1 -> published port: the DNATed packet leaves with a loopback source (landmines §8.2)
-    _sysctl(f"/proc/sys/net/ipv4/conf/{cfg.bridge}/route_localnet", "1")
     return True
+
+
+def mark(name: str, alias: str) -> None:
+    """Claim a bridge an older nsbox made for this network (it carries the network's gateway)."""
+    with IPRoute() as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=name)[0], ifalias=alias)
 
 
 def delete_link(name: str) -> None:
@@ -84,12 +110,12 @@ def add_endpoint(cid: str, netns_path: str, cfg: NetworkConfig, ip: str, mac: st
             slot = next(i for i in range(16) if f"eth{i}" not in present)
             ifname, host = f"eth{slot}", f"nsv{cid[:10]}{slot:x}"   # <= 15 chars
             with IPRoute() as ipr:
-                ipr.link("add", ifname=host, kind="veth", ifalias=alias,
-                         peer={"ifname": ifname, "net_ns_fd": fd, "address": mac})
+                ipr.link("add", ifname=host, kind="veth", peer={"ifname": ifname, "net_ns_fd": fd, "address": mac})
                 try:
                     hidx = ipr.link_lookup(ifname=host)[0]
                     br = ipr.link_lookup(ifname=cfg.bridge)[0]
-                    ipr.link("set", index=hidx, master=br, state="up")
+                    # the alias here: the kernel ignores IFLA_IFALIAS when it creates a link
+                    ipr.link("set", index=hidx, master=br, state="up", ifalias=alias)
                     ipr.brport("set", index=hidx, mode=1)  # hairpin: a container reaching its own published port
                 except BaseException:
                     _ignore(errno.ENODEV, ipr.link, "del", ifname=host)

@@ -92,6 +92,7 @@ def test_listing_maps_short_table_names_to_their_owners(env):
         owned = list_owned(env.paths)
         assert owned[a.cid].tables == [nat.container_table(env.paths, a.cid)]
         assert owned[a.cid].netns and owned[a.cid].ports and owned[a.cid].status
+        assert owned[a.cid].veths == [a.status.Networks["bridge"].HostIfName]   # found by its ifalias
         assert owned[a.cid].networks == [config.get_network(env.paths, "bridge").id]
         assert owned[stray[:12]].tables == [nat.container_table(env.paths, stray)]
         report = api.reconcile(env.paths)
