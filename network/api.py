@@ -231,9 +231,11 @@ def remove_network(paths: Paths, name: str, force_default: bool = False) -> Netw
     with fileio.locked(ipam.net_lock(paths, cfg.id)):
         if ipam.endpoints(paths, cfg.id):
             raise Conflict(f"network {cfg.name} has active endpoints")
+        # the config goes first and under the lock: an attach that looked the network up before
+        # finds it gone once it has the lock (ipam.allocate), instead of re-making its bridge
+        config.delete_config(paths, cfg)
         destroy_network_objects(paths, cfg)
-    ipam.forget_network(paths, cfg.id)
-    config.delete_config(paths, cfg)
+        ipam.forget_network(paths, cfg.id)
     return cfg
 
 

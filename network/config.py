@@ -181,6 +181,10 @@ def create_network(paths: Paths, name: str, subnet: str | None = None, gateway: 
         return cfg
 
 
+def exists(paths: Paths, net_id: str) -> bool:
+    return os.path.exists(os.path.join(configs_dir(paths), net_id + ".json"))
+
+
 def delete_config(paths: Paths, cfg: NetworkConfig) -> None:
     with fileio.locked(lock_path(paths)):
         fileio.remove(os.path.join(configs_dir(paths), cfg.id + ".json"))

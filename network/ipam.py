@@ -9,10 +9,10 @@ import ipaddress
 import os
 from collections.abc import Callable
 
-from nsbox.runtime.errors import Conflict, InvalidArgument
+from nsbox.runtime.errors import Conflict, InvalidArgument, NotFound
 from nsbox.runtime.paths import Paths
 
-from nsbox.network import fileio
+from nsbox.network import config, fileio
 from nsbox.network.model import NetworkConfig
 
 
@@ -33,6 +33,8 @@ def allocate(paths: Paths, cfg: NetworkConfig, cid: str, ip: str | None = None,
              name: str = "", aliases: list[str] | None = None) -> str:
     net = ipaddress.IPv4Network(cfg.subnet)
     with fileio.locked(net_lock(paths, cfg.id)):
+        if not config.exists(paths, cfg.id):   # removed since the caller looked it up
+            raise NotFound(f"network {cfg.name} not found")
         table = endpoints(paths, cfg.id)
         if any(rec["cid"] == cid for rec in table.values()):
             raise Conflict(f"container {cid[:12]} is already connected to network {cfg.name}")

@@ -111,3 +111,36 @@ def test_mine_is_reclaimed_even_while_its_start_is_judged_alive(env):
     with contextlib.suppress(FileNotFoundError):
         assert c.cid not in [r["cid"] for r in fileio.read_json(
             os.path.join(env.paths.networks, "ipam", config.get_network(env.paths, "bridge").id + ".json"), {}).values()]
+
+
+def test_an_attach_that_looked_up_a_network_just_removed_makes_nothing(env):
+    """`network rm` between an attach's lookup and its address: the attach must not bring the
+    removed network's records or bridge back (a bridge and table nobody would ever delete)."""
+    import pytest
+
+    from nsbox.network.model import EndpointRequest, NetworkRequest
+    from nsbox.runtime.errors import NotFound
+    from nsnet_helpers import free_subnet
+    net = config.create_network(env.paths, f"rm{env.tag}", subnet=free_subnet(env.taken))
+    env.container("user", networks=[EndpointRequest(net.name)])   # its bridge exists
+    api.detach(env.paths, env.cids[-1])
+    stale = config.get_network(env.paths, net.name)   # looked up by an attach that is about to allocate
+    api.remove_network(env.paths, net.name)
+    assert not os.path.exists(f"/sys/class/net/{net.bridge}")
+    with pytest.raises(NotFound):
+        ipam.allocate(env.paths, stale, "e" * 64)
+    assert not os.path.exists(os.path.join(env.paths.networks, "ipam", net.id + ".json"))
+    # and the whole attach path, with the stale config handed in the same way
+    cid = "a" * 64
+    os.makedirs(env.paths.container_dir(cid))
+    env.cids.append(cid)
+    path = netns.create_netns(env.paths, cid)
+    orig = config.get_network
+    config.get_network = lambda paths, name: stale if name == net.name else orig(paths, name)
+    try:
+        with pytest.raises(NotFound):
+            api.attach(env.paths, cid, path, NetworkRequest(networks=[EndpointRequest(net.name)]))
+    finally:
+        config.get_network = orig
+    assert not os.path.exists(f"/sys/class/net/{net.bridge}")
+    assert nat.network_table(env.paths, stale) not in nat.list_tables(nat.prefix(env.paths))
