@@ -17,3 +17,29 @@ def wait_for(pred, timeout: float = 20.0, step: float = 0.05):
             return v
         time.sleep(step)
     return pred()
+
+
+def lock_is_free(path: str) -> bool:
+    """Could an flock on `path` be taken right now? (a missing file is free)"""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def http_answers(url: str, prefix: str = "hello-") -> bool:
+    """One GET: does the server answer with a body starting with prefix? (loopback or nsbox's own addresses only)"""
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.read().decode().startswith(prefix)
+    except OSError:
+        return False

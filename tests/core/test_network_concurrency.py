@@ -2,11 +2,10 @@
 import concurrent.futures
 import socket
 import subprocess
-import urllib.request
 
 import pytest
 
-from nsbox_testlib import wait_for
+from nsbox_testlib import http_answers, wait_for
 
 N = 30
 # every CLI its own process (no preload server): they start truly side by side, as separate users' runs do
@@ -28,14 +27,6 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.read().decode().startswith("hello-")
-    except OSError:
-        return False
-
-
 def _tables() -> str:
     return subprocess.run(["nft", "list", "tables", "ip"], capture_output=True, text=True).stdout
 
@@ -52,10 +43,10 @@ def test_concurrent_publishers_all_answer_on_their_ports(nsbox, paths):
     cids = [r.stdout.strip() for r in rs]
     # each server is up (it answers on its own address, inside the netns nsbox made) ...
     ips = [nsbox.inspect(c)["NetworkSettings"]["IPAddress"] for c in cids]
-    assert all(wait_for(lambda ip=ip: _answers(f"http://{ip}/"), timeout=60) for ip in ips)
+    assert all(wait_for(lambda ip=ip: http_answers(f"http://{ip}/"), timeout=60) for ip in ips)
     # ... so a published port that does not answer has lost its DNAT table (it never comes back)
     tables = _tables()
     missing = [c[:12] for c in cids if nat.container_table(paths, c) not in tables]
     assert not missing, f"DNAT tables removed by another container's start-up: {missing}"
-    dead = [p for p in ports if not wait_for(lambda p=p: _answers(f"http://127.0.0.1:{p}/"), timeout=10)]
+    dead = [p for p in ports if not wait_for(lambda p=p: http_answers(f"http://127.0.0.1:{p}/"), timeout=10)]
     assert not dead, f"published ports that never answered: {dead}"

@@ -3,30 +3,15 @@ while reconcile runs keeps what it makes, wherever reconcile happens to be when 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 
 from nsbox.network import api, config, fileio, hostports, ipam, nat, netns
 from nsbox.network.model import PortMapping
 from nsbox.network.reclaim import list_owned
+from nsbox_testlib import lock_is_free
 
 LOCAL = [PortMapping(80, "tcp", "127.0.0.1", 0)]   # an ephemeral host port on loopback
-
-
-def _free(lock_path: str) -> bool:
-    """Could a start take this lock now? (one reconcile judges some owners inside the IPAM or
-    port-registry lock; a start must wait for those, so it cannot happen at that moment)"""
-    if not os.path.exists(lock_path):
-        return True
-    fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def _holds_everything(env, c) -> list[str]:
@@ -50,6 +35,7 @@ def test_a_start_at_any_point_of_reconcile_keeps_its_objects(env):
     import nsbox.network.links  # noqa: F401  (pyroute2 loaded before the sweep)
     keep = env.container("keep", ports=LOCAL)
     cfg = config.get_network(env.paths, "bridge")
+    # a start cannot happen while this reconcile holds the IPAM or port-registry lock (it would wait)
     locks = [ipam.net_lock(env.paths, cfg.id), os.path.join(env.paths.networks, "ports.lock"),
              config.lock_path(env.paths)]
     started = 0
@@ -63,7 +49,7 @@ def test_a_start_at_any_point_of_reconcile_keeps_its_objects(env):
             verdict = os.path.isdir(env.paths.container_dir(cid))
             calls.append(cid)
             # the scheduler pauses this reconcile right after a verdict; a whole start-up fits in the pause
-            if len(calls) >= point and not newcomer and all(_free(lk) for lk in locks):
+            if len(calls) >= point and not newcomer and all(lock_is_free(lk) for lk in locks):
                 newcomer.append(env.container("new", ports=LOCAL))
             return verdict
 

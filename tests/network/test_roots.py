@@ -6,13 +6,12 @@ import os
 import shutil
 import socket
 import subprocess
-import urllib.request
 
 import pytest
 
 from nsbox.network import bridges, config, fileio, nat
 from nsbox.runtime.paths import Paths
-from nsbox_testlib import NSBOX_BIN, wait_for
+from nsbox_testlib import NSBOX_BIN, http_answers, wait_for
 
 from nsnet_helpers import free_subnet, require_root
 
@@ -54,18 +53,10 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.read().decode().startswith("hello-")
-    except OSError:
-        return False
-
-
 def _serve(root: Root, port: int) -> dict:
     cid = root.ok("run", "-d", "-p", f"127.0.0.1:{port}:80", "busybox", "sh", "-c", WEB).strip()
     ns = root.inspect(cid)["NetworkSettings"]
-    assert wait_for(lambda: _answers(f"http://{ns['IPAddress']}/"), timeout=60)
+    assert wait_for(lambda: http_answers(f"http://{ns['IPAddress']}/"), timeout=60)
     return {"cid": cid, "port": port, **ns}
 
 
@@ -100,18 +91,18 @@ def test_two_roots_each_get_a_bridge_of_their_own(roots):
         assert bridges.primary_address(net.bridge) == net.gateway
         assert bridges.owner(root.paths, net) == bridges.OURS
         assert _bridge_of(c["Networks"]["bridge"]["HostIfName"]) == net.bridge
-        assert wait_for(lambda c=c: _answers(f"http://127.0.0.1:{c['port']}/"), timeout=10)
+        assert wait_for(lambda c=c: http_answers(f"http://127.0.0.1:{c['port']}/"), timeout=10)
     # a start in each root reconciles that root only
     a.ok("run", "--rm", "busybox", "true")
     b.ok("run", "--rm", "busybox", "true")
     for root, c in ((a, ca), (b, cb)):
         assert nat.container_table(root.paths, c["cid"]) in nat.list_tables(nat.prefix(root.paths))
-        assert _answers(f"http://127.0.0.1:{c['port']}/")
+        assert http_answers(f"http://127.0.0.1:{c['port']}/")
     # removing everything of root b leaves root a working
     b.remove()
     assert not bridges.exists(nb.bridge)
     assert bridges.owner(a.paths, na) == bridges.OURS
-    assert _answers(f"http://127.0.0.1:{ca['port']}/")
+    assert http_answers(f"http://127.0.0.1:{ca['port']}/")
 
 
 def test_a_bridge_owned_by_another_root_is_refused_and_left_alone(roots):
@@ -124,7 +115,7 @@ def test_a_bridge_owned_by_another_root_is_refused_and_left_alone(roots):
     assert "belongs to another nsbox state root" in r.stderr
     c.remove()   # c's purge does not delete or change a's bridge
     assert bridges.owner(a.paths, na) == bridges.OURS and bridges.primary_address(na.bridge) == na.gateway
-    assert _answers(f"http://127.0.0.1:{ca['port']}/")
+    assert http_answers(f"http://127.0.0.1:{ca['port']}/")
     assert nat.list_tables(nat.prefix(c.paths)) == []
 
 
@@ -139,5 +130,5 @@ def test_a_root_that_recorded_another_roots_bridge_moves_to_its_own(roots):
     cd = _serve(d, _port())
     nd = d.network()
     assert nd.bridge == f"nsbox-{d.paths.tag}" and _bridge_of(cd["Networks"]["bridge"]["HostIfName"]) == nd.bridge
-    assert wait_for(lambda: _answers(f"http://127.0.0.1:{cd['port']}/"), timeout=10)
-    assert _answers(f"http://127.0.0.1:{ca['port']}/")
+    assert wait_for(lambda: http_answers(f"http://127.0.0.1:{cd['port']}/"), timeout=10)
+    assert http_answers(f"http://127.0.0.1:{ca['port']}/")

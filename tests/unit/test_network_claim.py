@@ -1,7 +1,6 @@
 """The core's judgement of a container's network objects (cleanup.claim_network_owner), on plain files."""
 from __future__ import annotations
 
-import fcntl
 import os
 
 import pytest
@@ -11,6 +10,7 @@ from nsbox.runtime.cleanup import claim_network_owner, uses_nsbox_network
 from nsbox.runtime.fsutil import write_json
 from nsbox.runtime.paths import Paths
 from nsbox.runtime.state import ContainerRecord
+from nsbox_testlib import lock_is_free
 
 
 @pytest.fixture
@@ -24,17 +24,6 @@ def rec(tmp_path):
 
 def _state(rec, **kw) -> None:
     rec.save_state(S.ContainerState(**kw))
-
-
-def _lock_is_free(rec) -> bool:
-    fd = os.open(rec.start_lock_path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def test_gone_when_not_in_the_store(tmp_path):
@@ -59,8 +48,8 @@ def test_stopped_owner_is_judged_under_its_start_lock(rec, status):
         pass   # the file exists once the container has been started
     with claim_network_owner(rec.paths, rec.id) as gone:
         assert gone
-        assert not _lock_is_free(rec)   # nobody can start it while its leftovers are removed
-    assert _lock_is_free(rec)
+        assert not lock_is_free(rec.start_lock_path)   # nobody can start it while its leftovers are removed
+    assert lock_is_free(rec.start_lock_path)
 
 
 def test_starting_owner_is_never_garbage(rec):
