@@ -70,7 +70,7 @@ def claim_network_owner(paths: Paths, cid: str) -> Iterator[bool]:
     rec = ContainerRecord(paths, cid)
     try:
         fd = os.open(rec.start_lock_path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+    except OSError:
         # never started by a CLI (the first start makes this file before any object), or gone
         yield not _holds_network(rec)
         return
