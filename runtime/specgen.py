@@ -283,7 +283,9 @@ def parse_security_opts(opts: list[str], privileged: bool) -> dict:
     """
     out: dict = {"seccomp": not privileged, "no_new_privileges": not privileged}
     for o in opts:
-        key, sep, value = o.replace(":", "=", 1).partition("=") if "=" in o or ":" in o else (o, "", "")
+        # key=value, or docker's older key:value; the first of the two separates (a path may hold ':')
+        cut = min((i for i in (o.find("="), o.find(":")) if i >= 0), default=len(o))
+        key, value = o[:cut], o[cut + 1:]
         if key == "seccomp" and value in ("unconfined", "default"):
             out["seccomp"] = value == "default" and not privileged
         elif key == "seccomp" and value.strip() and "\0" not in value:

@@ -191,5 +191,7 @@ def test_security_opts():
     assert parse_security_opts([], True)["seccomp"] is False
     assert parse_security_opts(["seccomp=/some/profile.json"], False)["seccomp"] == "/some/profile.json"
     assert parse_security_opts(["seccomp=/some/profile.json"], True)["seccomp"] is False
+    assert parse_security_opts(["seccomp=/a:b.json"], False)["seccomp"] == "/a:b.json"
+    assert parse_security_opts(["seccomp:/a=b.json"], False)["seccomp"] == "/a=b.json"
     with pytest.raises(InvalidArgumentError):
         parse_security_opts(["seccomp="], False)
