@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 
 from nsbox.runtime.errors import InvalidArgument
@@ -66,7 +67,11 @@ def load(source: str) -> dict:
     """Read and validate a profile file ("default" is the packaged one)."""
     path = DEFAULT_PROFILE if source == "default" else source
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO given by mistake must not hang the command
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _fail(source, "not a regular file")
             data = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise ProfileError(f"opening seccomp profile {source[:120]} failed: {e.strerror}") from None

@@ -89,6 +89,16 @@ def test_malformed_profiles(text, why):
         S.parse(text, "p.json")
 
 
+def test_profile_must_be_a_regular_file(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for bad in (str(fifo), str(tmp_path), "/dev/zero"):
+        with pytest.raises(S.ProfileError, match="regular file|failed"):
+            S.load(bad)
+    with pytest.raises(S.ProfileError, match="No such file"):
+        S.load(str(tmp_path / "missing.json"))
+
+
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2, 2 ** 65) | st.text(max_size=20),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
                     max_leaves=20)
