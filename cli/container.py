@@ -492,7 +492,7 @@ def exec_(ctx: CliContext, detach, interactive, tty, env, workdir, user, privile
     req = ExecRequest(args=list(command), env=list(env), workdir=workdir, user=user, tty=tty,
                       interactive=interactive, detach=detach, privileged=privileged,
                       console_size=terminal_size(0) if tty else None)
-    code = exec_in(cfg, st.Pid, req, on_pty=pty_relay)
+    code = exec_in(cfg, st.Pid, req, on_pty=pty_relay, runroot=engine.paths.runroot)
     raise ContainerExit(code)
 
 

@@ -21,6 +21,22 @@ struct cap_header { uint32_t version; int pid; };
 struct cap_data { uint32_t effective; uint32_t permitted; uint32_t inheritable; };
 struct sock_filter { uint16_t code; uint8_t jt; uint8_t jf; uint32_t k; };
 struct sock_fprog { unsigned short len; struct sock_filter *filter; };
+/* libseccomp (libseccomp.so.2), used only to compile profiles: runtime/seccomp_bpf.py */
+typedef void *scmp_filter_ctx;
+struct scmp_arg_cmp { unsigned int arg; int op; uint64_t datum_a; uint64_t datum_b; };
+struct scmp_version { unsigned int major; unsigned int minor; unsigned int micro; };
+scmp_filter_ctx seccomp_init(uint32_t def_action);
+void seccomp_release(scmp_filter_ctx ctx);
+int seccomp_arch_add(scmp_filter_ctx ctx, uint32_t arch_token);
+int seccomp_arch_remove(scmp_filter_ctx ctx, uint32_t arch_token);
+uint32_t seccomp_arch_resolve_name(const char *arch_name);
+uint32_t seccomp_arch_native(void);
+int seccomp_syscall_resolve_name(const char *name);
+int seccomp_rule_add_array(scmp_filter_ctx ctx, uint32_t action, int syscall, unsigned int arg_cnt,
+                           const struct scmp_arg_cmp *arg_array);
+int seccomp_attr_set(scmp_filter_ctx ctx, int attr, uint32_t value);
+int seccomp_export_bpf(const scmp_filter_ctx ctx, int fd);
+const struct scmp_version *seccomp_version(void);
 """
 
 

@@ -56,6 +56,8 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
                             f"published ports are ignored with --network {network}")
     sysctls = G.parse_sysctls(req.sysctls, network)
     security = G.parse_security_opts(req.security_opts, req.privileged)
+    from nsbox.runtime.seccomp import for_container
+    security["seccomp"] = for_container(security["seccomp"], [f"CAP_{c}" for c in caps])
     stop_signal = req.stop_signal or icfg.get("StopSignal") or ""
     if stop_signal:
         from nsbox.runtime.engine import parse_signal

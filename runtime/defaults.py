@@ -1,8 +1,12 @@
 """runc's and podman's security defaults."""
 
+# docker's list and podman's (containers-common) together: podman also hides the host's block
+# devices (/sys/dev/block: every disk, its partitions and serials) and the SELinux policy, and
+# docker >= 28 the host's interrupt counters (a side channel on other tenants)
 MASKED_PATHS = [
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/dev/block",
+    "/sys/firmware", "/sys/fs/selinux", "/sys/devices/virtual/powercap",
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 

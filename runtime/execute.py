@@ -31,10 +31,17 @@ class ExecRequest:
     console_size: tuple[int, int] | None = None
 
 
-def _child(cfg: dict, pid1: int, req: ExecRequest, err_w: int, con_sock: socket.socket | None) -> None:
+def _child(cfg: dict, pid1: int, req: ExecRequest, err_w: int, con_sock: socket.socket | None,
+           bpf: bytes | None) -> None:
     sc = L.RealSyscalls()
     spec = cfg["Spec"]
     try:
+        # Before anything joins the container: non-dumpable, so the process that lands in its pid
+        # namespace (forked below, inheriting this) never shows the container a /proc/PID/exe (the
+        # host's python) or /proc/PID/fd/* it could open; and no fd of the CLI's goes in with us.
+        sc.prctl(L.PR_SET_DUMPABLE, 0)
+        signal.set_wakeup_fd(-1)
+        sc.close_fds_except(err_w, con_sock.fileno() if con_sock is not None else -1)
         from nsbox.runtime.cgroups import get_driver
         try:
             get_driver().open(spec["linux"]["cgroupsPath"]).join_self()
@@ -101,10 +108,11 @@ def _child(cfg: dict, pid1: int, req: ExecRequest, err_w: int, con_sock: socket.
         os.setuid(uid)
         if caps is not None:
             sc.capset(I._mask(caps.get("effective", [])), I._mask(caps.get("permitted", [])), 0)
+        sc.prctl(L.PR_SET_DUMPABLE, 0)  # setuid/capset reset it to fs.suid_dumpable
         if proc.get("noNewPrivileges") and not req.privileged:
             sc.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         if not req.privileged:
-            I.apply_seccomp(sc, spec["linux"], caps)
+            I.apply_seccomp(sc, spec["linux"], bpf)
         for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(s, signal.SIG_DFL)
         sc.close_fds_except(err_w)
@@ -118,10 +126,14 @@ def _child(cfg: dict, pid1: int, req: ExecRequest, err_w: int, con_sock: socket.
     os._exit(126)
 
 
-def exec_in(cfg: dict, pid1: int, req: ExecRequest, on_pty=None) -> int:
+def exec_in(cfg: dict, pid1: int, req: ExecRequest, on_pty=None, runroot: str | None = None) -> int:
     """Run req in the container whose PID 1 is pid1; returns the exit code (0 for -d)."""
     if not req.args:
         raise NsboxError("no command specified")
+    bpf = None
+    if not req.privileged:
+        from nsbox.runtime.seccomp_bpf import for_spec
+        bpf = for_spec(cfg["Spec"], runroot)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     con_parent = con_child = None
     if req.tty:
@@ -132,7 +144,7 @@ def exec_in(cfg: dict, pid1: int, req: ExecRequest, on_pty=None) -> int:
             os.close(err_r)
             if con_parent is not None:
                 con_parent.close()
-            _child(cfg, pid1, req, err_w, con_child)
+            _child(cfg, pid1, req, err_w, con_child, bpf)
         finally:
             os._exit(126)
     os.close(err_w)

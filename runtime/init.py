@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 from nsbox.runtime import caps as C
 from nsbox.runtime import linux as L
-from nsbox.runtime import seccomp as SECCOMP
 from nsbox.runtime.defaults import DEFAULT_PATH, DEVICES
 
 
@@ -46,6 +45,8 @@ class InitIO:
     # grace period, ~15 ms here); we wait for it before anything that forks or execs.
     join_cgroup: object = None
     ns_fds: dict = field(default_factory=dict)  # namespace type -> fd opened by the monitor (setns targets)
+    # the seccomp program, compiled by the monitor: libseccomp is out of reach after pivot_root
+    seccomp: bytes | None = None
 
 
 def wait_joined(fd: int) -> None:
@@ -202,13 +203,17 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
     sc.setuid(uid)
     if not proc.get("noNewPrivileges"):
         # without no_new_privs the kernel wants CAP_SYS_ADMIN to install a filter: do it before capset
-        apply_seccomp(sc, linux, caps)
+        apply_seccomp(sc, linux, io.seccomp)
     if caps is not None:
         eff = _mask(caps.get("effective", []))
         sc.capset(eff, _mask(caps.get("permitted", [])), 0)
+    # 12a. still non-dumpable (inherited from the monitor): setuid/capset reset it to
+    #      fs.suid_dumpable, which a host may set to 1, and a dumpable process's /proc/PID/exe
+    #      (the host's python) and fds are open to the container until exec
+    sc.prctl(L.PR_SET_DUMPABLE, 0)
     if proc.get("noNewPrivileges"):
         sc.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
-        apply_seccomp(sc, linux, caps)
+        apply_seccomp(sc, linux, io.seccomp)
 
     args = proc.get("args") or []
     if not args:
@@ -222,11 +227,13 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
     exec_or_report(sc, args, env)
 
 
-def apply_seccomp(sc, linux: dict, caps: dict | None) -> None:
+def apply_seccomp(sc, linux: dict, bpf: bytes | None) -> None:
     """Last before exec: the filter also binds this Python process until it execs."""
     if not linux.get("seccomp"):
         return
-    sc.seccomp_filter(SECCOMP.program((caps or {}).get("bounding", [])))
+    if not bpf:  # fail closed: never run a confined container without its filter
+        raise InitError("seccomp", "the seccomp filter was not compiled")
+    sc.seccomp_filter(bpf)
 
 
 def exec_or_report(sc, args: list[str], env: list[str]) -> None:

@@ -53,6 +53,7 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 PR_SET_SECCOMP = 22
+PR_SET_DUMPABLE = 4
 
 # x86_64 syscall numbers
 SYS_pivot_root = 155
@@ -139,12 +140,13 @@ class Syscalls:
     def setgroups(self, gids: list[int]) -> None:
         os.setgroups(gids)
 
-    def seccomp_filter(self, filters: list[tuple[int, int, int, int]]) -> None:
-        """Install a classic-BPF seccomp filter (no_new_privs must be set first)."""
-        prog = ffi.new("struct sock_filter[]", len(filters))
-        for i, (code, jt, jf, k) in enumerate(filters):
-            prog[i].code, prog[i].jt, prog[i].jf, prog[i].k = code, jt, jf, k
-        fprog = ffi.new("struct sock_fprog *", {"len": len(filters), "filter": prog})
+    def seccomp_filter(self, bpf: bytes) -> None:
+        """Install a compiled seccomp program (struct sock_filter array; no_new_privs or
+        CAP_SYS_ADMIN first). The kernel validates it again."""
+        n = len(bpf) // 8
+        prog = ffi.new("struct sock_filter[]", n)
+        ffi.memmove(prog, bpf, n * 8)
+        fprog = ffi.new("struct sock_fprog *", {"len": n, "filter": prog})
         _check(_libc().syscall(SYS_seccomp, ffi.cast("unsigned int", 1), ffi.cast("unsigned int", 0),
                                fprog), "seccomp")
 
@@ -248,9 +250,13 @@ class _FileOps:
     def openpty(self) -> tuple[int, int]:
         return os.openpty()
 
-    def close_fds_except(self, keep: int) -> None:
-        os.closerange(3, keep)
-        os.closerange(keep + 1, 65536)
+    def close_fds_except(self, *keep: int) -> None:
+        """Close every fd >= 3 but these (a negative number stands for "none")."""
+        low = 3
+        for fd in sorted({k for k in keep if k >= 3}):
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, 1 << 20)
 
     def execvpe(self, file: str, args: list[str], env: dict) -> None:
         os.execvpe(file, args, env)

@@ -25,6 +25,7 @@ import time
 from nsbox.runtime import attach as A
 from nsbox.runtime import linux as L
 from nsbox.runtime import state as S
+from nsbox.runtime.errors import NsboxError
 from nsbox.runtime.fsutil import now_iso, parse_iso
 from nsbox.runtime.paths import Paths
 from nsbox.runtime.state import ContainerRecord
@@ -138,6 +139,11 @@ class Monitor:
         spec = self.cfg["Spec"]
         sc = L.RealSyscalls()
         try:
+            from nsbox.runtime.seccomp_bpf import for_spec
+            bpf = for_spec(spec, self.paths.runroot)
+        except NsboxError as e:
+            return {"stage": "seccomp", "error": str(e), "code": 125}
+        try:
             self.cgroup = self.make_cgroup()
         except OSError as e:
             return {"stage": "cgroup", "error": f"cgroup: {e}", "code": 125}
@@ -172,6 +178,10 @@ class Monitor:
                 in_r, in_w = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), None
 
         own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        # the child inherits this from its first instant in the container's pid namespace, where a
+        # dumpable process would let the container open /proc/PID/exe (the host's python) and
+        # /proc/PID/fd/* before the exec; the monitor itself never enters the container
+        sc.prctl(L.PR_SET_DUMPABLE, 0)
         try:
             # pid_for_children only: this process stays where it is. Forking into a pid
             # namespace whose init has died fails with ENOMEM, so restore right after the fork.
@@ -201,9 +211,9 @@ class Monitor:
                     os.dup2(out_w, 1)
                     os.dup2(errs_w, 2)
                     console = -1
-                if cg_w >= 0:
-                    os.close(cg_w)
-                io = I.InitIO(error_fd=err_w, console_sock=console,
+                # nothing of the monitor's (logs, sockets, the host pid namespace) goes in with us
+                sc.close_fds_except(err_w, cg_r, console, *ns_fds.values())
+                io = I.InitIO(error_fd=err_w, console_sock=console, seccomp=bpf,
                               join_cgroup=(lambda: I.wait_joined(cg_r)) if cg_r >= 0 else None, ns_fds=ns_fds)
                 I.run(sc, self.cfg, io)
             finally:

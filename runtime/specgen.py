@@ -276,12 +276,20 @@ def base_mounts(privileged: bool) -> list[dict]:
 
 
 def parse_security_opts(opts: list[str], privileged: bool) -> dict:
-    """--security-opt: seccomp=unconfined|default, no-new-privileges[=true|false]."""
-    out = {"seccomp": not privileged, "no_new_privileges": not privileged}
+    """--security-opt: seccomp=unconfined|default|PROFILE.json, no-new-privileges[=true|false].
+
+    "seccomp" comes back as True (the default profile), False (unconfined) or a profile's path,
+    read and resolved at create time (runtime/seccomp.py).
+    """
+    out: dict = {"seccomp": not privileged, "no_new_privileges": not privileged}
     for o in opts:
-        key, sep, value = o.replace(":", "=", 1).partition("=") if "=" in o or ":" in o else (o, "", "")
+        # key=value, or docker's older key:value; the first of the two separates (a path may hold ':')
+        cut = min((i for i in (o.find("="), o.find(":")) if i >= 0), default=len(o))
+        key, value = o[:cut], o[cut + 1:]
         if key == "seccomp" and value in ("unconfined", "default"):
             out["seccomp"] = value == "default" and not privileged
+        elif key == "seccomp" and value.strip() and "\0" not in value:
+            out["seccomp"] = False if privileged else value  # --privileged is unconfined, as in docker
         elif key == "no-new-privileges" and value in ("", "true", "false"):
             out["no_new_privileges"] = value != "false"
         elif key in ("label", "apparmor") and value in ("disable", "unconfined"):

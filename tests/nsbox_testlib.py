@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 import time
 
@@ -43,3 +45,19 @@ def http_answers(url: str, prefix: str = "hello-") -> bool:
             return r.read().decode().startswith(prefix)
     except OSError:
         return False
+
+
+def build_static_c(base: str, name: str, source: str) -> str:
+    """Compile C source into <base>/<name>/<name>, static (it runs inside busybox); skips without gcc."""
+    import pytest
+    if not shutil.which("gcc"):
+        pytest.skip(f"gcc is needed to build the static {name}")
+    d = os.path.join(base, name)
+    os.makedirs(d, exist_ok=True)
+    src, out = os.path.join(d, name + ".c"), os.path.join(d, name)
+    with open(src, "w") as f:
+        f.write(source)
+    r = subprocess.run(["gcc", "-static", "-O1", "-o", out, src], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot build a static {name}: {r.stderr[-300:]}")
+    return out

@@ -1,7 +1,10 @@
 """Isolation and security defaults, checked from inside real containers."""
 import os
+import sys
 
 import pytest
+
+from nsbox_testlib import wait_for
 
 pytestmark = pytest.mark.vm
 NONE = ("--network", "none")
@@ -43,6 +46,18 @@ def test_masked_and_readonly_paths(nsbox):
             "echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo sys-writable || echo sys-ro;"
             "touch /sys/x 2>/dev/null && echo sysfs-writable || echo sysfs-ro")
     assert r.stdout.split() == ["0", "0", "0", "sys-ro", "sysfs-ro"], r.stdout
+
+
+def test_host_block_devices_are_masked(nsbox):
+    """podman masks /sys/dev/block (the host's disks, partitions and their serials), docker >= 28
+    /proc/interrupts; --privileged sees them."""
+    if not os.listdir("/sys/dev/block"):
+        pytest.skip("this host has no block devices")
+    r = run(nsbox, "busybox", "sh", "-c", "ls /sys/dev/block | wc -l; cat /proc/interrupts | wc -c;"
+            "echo x > /sys/dev/block/new 2>/dev/null && echo writable || echo ro")
+    assert r.stdout.split() == ["0", "0", "ro"], r.stdout
+    r = run(nsbox, "--privileged", "busybox", "sh", "-c", "ls /sys/dev/block | wc -l")
+    assert int(r.stdout) == len(os.listdir("/sys/dev/block"))
 
 
 def test_mount_denied_and_block_mknod_denied(nsbox):
@@ -96,3 +111,41 @@ def test_seccomp_default_and_unconfined(nsbox):
     assert r.returncode == 125
     nsbox.ok("run", "-d", "--name", "sc", "--network", "none", "busybox", "sleep", "300")
     assert "Seccomp:\t2" in nsbox.ok("exec", "sc", "grep", "Seccomp:", "/proc/self/status")
+
+
+def _host_python() -> os.stat_result:
+    """The interpreter every nsbox process runs (the file CVE-2019-5736 would overwrite)."""
+    return os.stat(os.path.realpath(sys.executable))
+
+
+def test_init_process_is_not_dumpable(nsbox):
+    """With --init, PID 1 stays the host's python for the container's whole life: the container
+    must not open its /proc/1/exe (the host binary) nor its fds."""
+    nsbox.ok("run", "-d", "--init", "--name", "ini", *NONE, "busybox", "sleep", "600")
+    r = nsbox("exec", "ini", "sh", "-c", "head -c 4 /proc/1/exe; readlink /proc/1/exe; cat /proc/1/fd/0; true")
+    assert r.stdout == "", r.stdout  # not the ELF header, nor the host path of the interpreter
+    assert r.stderr.count("Permission denied") == 2, r.stderr  # busybox readlink fails silently
+    # `sleep`, PID 1's child, is an ordinary program: dumpable again after its exec
+    assert nsbox.ok("exec", "ini", "head", "-c", "4", "/proc/2/exe") == "\x7fELF"
+
+
+def test_exec_and_start_never_expose_host_files(nsbox, secprobe, nsbox_env):
+    """A container process watching /proc/*/exe and /proc/*/fd/* while 100 `nsbox exec`s land in its
+    pid namespace (and, through a pod sharing it, containers start there) never opens a host
+    file: every process nsbox puts there is non-dumpable and holds no host fd until its exec."""
+    py = _host_python()
+    state_dev = os.stat(nsbox_env["base"]).st_dev
+    nsbox.ok("pod", "create", "--name", "wp", "--share", "pid,ipc,uts,net")
+    nsbox.ok("run", "-d", "--pod", "wp", "--name", "watcher", "-v", f"{secprobe}:/probe:ro", "busybox",
+             "/probe/secprobe", "watch", "/tmp/stop", str(state_dev), str(py.st_dev), str(py.st_ino),
+             "/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+    assert wait_for(lambda: "ready" in nsbox("logs", "watcher").stdout)
+    for i in range(100):
+        nsbox.ok("exec", "watcher", "true", input="")
+        if i % 10 == 0:
+            nsbox.ok("run", "--rm", "--pod", "wp", "busybox", "true", input="")
+    nsbox.ok("exec", "watcher", "touch", "/tmp/stop", input="")
+    assert nsbox.ok("wait", "watcher").strip() == "0"
+    logs = nsbox.ok("logs", "watcher")
+    assert "scans=" in logs and "found=0" in logs, logs
+    assert "HOST" not in logs, logs

@@ -2,11 +2,9 @@
 VM-lane tests use _helpers.hog(), a busybox shell that allocates). Cgroup helpers live in _helpers.py."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
 import pytest
+
+from nsbox_testlib import build_static_c
 
 
 MEMHOG_C = """
@@ -30,14 +28,4 @@ int main(int argc, char **argv) {
 @pytest.fixture(scope="session")
 def memhog(nsbox_env) -> str:
     """A static binary that allocates and touches N MiB (busybox has no real allocator)."""
-    if not shutil.which("gcc"):
-        pytest.skip("gcc is needed to build the static memory hog")
-    d = os.path.join(nsbox_env["base"], "memhog")
-    os.makedirs(d, exist_ok=True)
-    src, out = os.path.join(d, "memhog.c"), os.path.join(d, "memhog")
-    with open(src, "w") as f:
-        f.write(MEMHOG_C)
-    r = subprocess.run(["gcc", "-static", "-O1", "-o", out, src], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot build a static memhog: {r.stderr[-300:]}")
-    return out
+    return build_static_c(nsbox_env["base"], "memhog", MEMHOG_C)
