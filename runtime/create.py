@@ -56,6 +56,7 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
                             f"published ports are ignored with --network {network}")
     sysctls = G.parse_sysctls(req.sysctls, network)
     security = G.parse_security_opts(req.security_opts, req.privileged)
+    userns = _userns_request(paths, req)
     stop_signal = req.stop_signal or icfg.get("StopSignal") or ""
     if stop_signal:
         from nsbox.runtime.engine import parse_signal
@@ -89,6 +90,7 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             mounts.append(shm_mount(paths, pod))
         namespaces = _namespaces(network, other, pod)
         cgroup_parent = paths.cgroup_parent + (f"/pod-{pod.id[:12]}" if pod else "")
+        uidmap, gidmap = _userns_maps(paths, rec, userns)
         spec = G.build_spec(
             args=entrypoint + cmd, env=env + ([f"HOSTNAME={hostname}"] if not any(e.startswith("HOSTNAME=") for e in env) else [])
             + (["TERM=xterm"] if req.tty and not any(e.startswith("TERM=") for e in env) else []),
@@ -97,6 +99,9 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             mounts=mounts, namespaces=namespaces, resources=resources, cgroups_path=f"{cgroup_parent}/{rec.id}",
             sysctls=sysctls, oom_score_adj=req.oom_score_adj, console_size=req.console_size,
             security=security)
+        if userns.private:
+            from nsbox.runtime import userns as U
+            U.shape_spec(spec, uidmap, gidmap, own_netns=network != "host" and not network.startswith("container:"))
         plan = images.prepare_rootfs(rec.id, image.id, rec.dir)
         rootfs_path = os.path.join(rec.dir, "merged")
         os.makedirs(rootfs_path, exist_ok=True)
@@ -131,6 +136,7 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
                 "LogConfig": {"Type": "json-file", "Config": log_opts}, "Sysctls": sysctls or None,
                 "OomScoreAdj": req.oom_score_adj or 0, "Resources": req.resources,
                 "SecurityOpt": req.security_opts or None,
+                **_userns_host_config(userns, uidmap, gidmap),
             },
             "NetworkingConfig": {"EndpointsConfig": {network: {
                 "Aliases": req.network_aliases, "IPAMConfig": {"IPv4Address": req.ip} if req.ip else None}}},
@@ -147,6 +153,10 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             from nsbox.runtime.netglue import validate_request  # parses -p and friends; no pyroute2
             cfg["HostConfig"]["PortBindings"] = validate_request(paths, cfg)
         write_etc_files(paths, rec, cfg, network, req, hostname)
+        if userns.private:  # container root may edit its own /etc/hosts, as without a user namespace
+            from nsbox.runtime.userns import host_id
+            for name in ("hosts", "hostname", "resolv.conf"):
+                os.chown(os.path.join(rec.dir, name), host_id(uidmap, 0), host_id(gidmap, 0))
         rec.save_config(cfg)
         rec.save_state(S.ContainerState())
     except BaseException:
@@ -157,6 +167,33 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             engine.store.forget(rec, name)
         raise
     return rec, warnings
+
+
+def _userns_request(paths: Paths, req: G.ContainerRequest):
+    from nsbox.runtime import userns as U
+    if req.userns is None and not req.uidmap and not req.gidmap:
+        value, origin = U.default_mode(paths.root)
+        try:
+            userns = U.parse_userns(value)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"{origin}: {e}") from None
+    else:
+        userns = U.parse_userns(req.userns, req.uidmap, req.gidmap)
+    if userns.private and req.privileged:
+        raise InvalidArgument("privileged mode is incompatible with user namespaces: use --userns host")
+    return userns
+
+
+def _userns_maps(paths: Paths, rec: ContainerRecord, userns) -> tuple[list, list]:
+    if userns.mode == "auto":
+        from nsbox.runtime.userns import Allocator
+        return Allocator(paths.root).allocate(rec.id, userns.size)
+    return userns.uidmap, userns.gidmap
+
+
+def _userns_host_config(userns, uidmap: list, gidmap: list) -> dict:
+    from nsbox.runtime.userns import host_config
+    return host_config(userns, uidmap, gidmap)
 
 
 def _check_network_exists(paths: Paths, name: str) -> None:
@@ -221,7 +258,8 @@ def _mounts(paths: Paths, rec: ContainerRecord, vols: list[G.VolumeSpec], tmpfs:
             vol = vs.create(v.source) if v.source else vs.create(anonymous=True)
             if "nocopy" not in v.options:
                 opts.append("nsbox-copyup")
-            mounts.append({"destination": v.destination, "type": "bind", "source": vol.Mountpoint, "options": opts})
+            mounts.append({"destination": v.destination, "type": "bind", "source": vol.Mountpoint, "options": opts,
+                           "nsbox.volume": True})
             records.append({"Type": "volume", "Name": vol.Name, "Source": vol.Mountpoint,
                             "Destination": v.destination, "Driver": "local", "Mode": ",".join(v.options),
                             "RW": not v.readonly, "Propagation": "", "Anonymous": vol.Anonymous})

@@ -157,6 +157,14 @@ class Monitor:
                 else:
                     ns_fds[ns["type"]] = fd
         new_pid = any(n["type"] == "pid" and not n.get("path") for n in spec["linux"]["namespaces"])
+        userns_fd = -1
+        if spec["linux"].get("uidMappings"):
+            from nsbox.runtime import idmap
+            try:  # made (and its maps written) before PID 1 exists; PID 1 joins it last
+                userns_fd = idmap.create_userns(sc, spec["linux"]["uidMappings"], spec["linux"]["gidMappings"])
+            except OSError as e:
+                self._close_all(ns_fds.values())
+                return {"stage": "namespaces", "code": 125, "error": f"user namespace: {e.strerror or e}"}
 
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         # we move the child into its cgroups while it sets itself up, and tell it on this pipe
@@ -204,7 +212,8 @@ class Monitor:
                 if cg_w >= 0:
                     os.close(cg_w)
                 io = I.InitIO(error_fd=err_w, console_sock=console,
-                              join_cgroup=(lambda: I.wait_joined(cg_r)) if cg_r >= 0 else None, ns_fds=ns_fds)
+                              join_cgroup=(lambda: I.wait_joined(cg_r)) if cg_r >= 0 else None, ns_fds=ns_fds,
+                              userns_fd=userns_fd)
                 I.run(sc, self.cfg, io)
             finally:
                 os._exit(1)
@@ -214,6 +223,8 @@ class Monitor:
         if pid_path is not None:
             os.close(pid_path)
         self._close_all(ns_fds.values())
+        if userns_fd >= 0:
+            os.close(userns_fd)
         os.close(err_w)
         self.pid = pid
         join_error = None
