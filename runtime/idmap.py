@@ -71,7 +71,7 @@ def join_userns(sc, userns_fd: int) -> None:
     setns() resets the bounding set, securebits and keepcaps, so capabilities are dropped after this.
     """
     sc.setns(userns_fd, L.CLONE_NEWUSER)
-    os.close(userns_fd)
+    sc.close(userns_fd)
     sc.setgid(0)
     sc.setuid(0)
 
@@ -97,7 +97,7 @@ def clone_idmapped(sc, path: str, userns_fd: int) -> int:
     try:
         sc.mount_setattr_idmap(fd, userns_fd)
     except BaseException:
-        os.close(fd)
+        sc.close(fd)
         raise
     return fd
 
@@ -110,9 +110,9 @@ def overlay_idmapped(sc, plan: dict, target: str, userns_fd: int, root: tuple[in
         fds += lowers
         rw = clone_idmapped(sc, os.path.dirname(plan["upper"]), userns_fd)
         fds.append(rw)
-        upper = os.open(os.path.basename(plan["upper"]), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=rw)
+        upper = sc.open_path(os.path.basename(plan["upper"]), rw)
         fds.append(upper)
-        work = os.open(os.path.basename(plan["work"]), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=rw)
+        work = sc.open_path(os.path.basename(plan["work"]), rw)
         fds.append(work)
         with FsIdentity(sc, *root):  # overlayfs works in the upper dir with the mounter's creds
             fs = sc.fsopen("overlay")
@@ -127,7 +127,7 @@ def overlay_idmapped(sc, plan: dict, target: str, userns_fd: int, root: tuple[in
         sc.move_mount(mnt, target)
     finally:
         for fd in fds:
-            os.close(fd)
+            sc.close(fd)
 
 
 def bind_idmapped(sc, source: str, target: str, userns_fd: int) -> None:
@@ -136,7 +136,7 @@ def bind_idmapped(sc, source: str, target: str, userns_fd: int) -> None:
     try:
         sc.move_mount(fd, target)
     finally:
-        os.close(fd)
+        sc.close(fd)
 
 
 def supported(tmp_dir: str) -> bool:
@@ -148,7 +148,7 @@ def supported(tmp_dir: str) -> bool:
             sc = L.RealSyscalls()
             fd = create_userns(sc, [{"containerID": 0, "hostID": 1, "size": 1}],
                                [{"containerID": 0, "hostID": 1, "size": 1}])
-            os.close(clone_idmapped(sc, tmp_dir, fd))
+            sc.close(clone_idmapped(sc, tmp_dir, fd))
             code = 0
         except BaseException:
             code = 1

@@ -249,6 +249,13 @@ class _FileOps:
         finally:
             os.close(fd)
 
+    def open_path(self, name: str, dir_fd: int) -> int:
+        """An O_PATH fd of a directory below dir_fd (a layer on a detached, idmapped mount)."""
+        return os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
     def makedirs(self, path: str) -> None:
         os.makedirs(path, mode=0o755, exist_ok=True)
 
