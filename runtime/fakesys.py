@@ -24,15 +24,6 @@ class FakeSyscalls:
     def open_tree_clone(self, *args):
         return self._fd("open_tree_clone", *args)
 
-    def open_path(self, *args):
-        return self._fd("open_path", *args)
-
-    def fsopen(self, *args):
-        return self._fd("fsopen", *args)
-
-    def fsmount(self, *args):
-        return self._fd("fsmount", *args)
-
     def openpty(self):
         self.calls.append(("openpty",))
         import os

@@ -15,9 +15,8 @@ just before it drops to the container's user:
   below 1024 and ICMP sockets work through the netns sysctls ip_unprivileged_port_start and
   ping_group_range (docker sets both by default); raw sockets (CAP_NET_RAW over the netns) do not.
 
-Idmapped layers: lower layers and the container's upper/work dirs are detached clones
-(open_tree) shifted by the container's namespace and handed to overlayfs as fds (6.13+). The
-overlay is mounted with the fs ids of the container's root, because overlayfs creates its work
+Idmapped layers: lower layers and the container's upper/work dirs are clones (open_tree)
+shifted by the container's namespace, attached where overlayfs can name them. The overlay is mounted with the fs ids of the container's root, because overlayfs creates its work
 dir and copy-ups with the mounter's credentials, and the host's uid 0 has no id on a mount
 shifted by the container's namespace (EOVERFLOW, then overlayfs falls back to read-only). So the
 upper dir holds container-relative ids on disk, and `commit` stores layers exactly as without a
@@ -103,31 +102,26 @@ def clone_idmapped(sc, path: str, userns_fd: int) -> int:
 
 
 def overlay_idmapped(sc, plan: dict, target: str, userns_fd: int, root: tuple[int, int]) -> None:
-    """The overlay rootfs with every layer shifted by the container's user namespace."""
-    fds: list[int] = []
-    try:
-        lowers = [clone_idmapped(sc, d, userns_fd) for d in plan["lowerdirs"]]
-        fds += lowers
-        rw = clone_idmapped(sc, os.path.dirname(plan["upper"]), userns_fd)
-        fds.append(rw)
-        upper = sc.open_path(os.path.basename(plan["upper"]), rw)
-        fds.append(upper)
-        work = sc.open_path(os.path.basename(plan["work"]), rw)
-        fds.append(work)
-        with FsIdentity(sc, *root):  # overlayfs works in the upper dir with the mounter's creds
-            fs = sc.fsopen("overlay")
-            fds.append(fs)
-            for fd in lowers:
-                sc.fsconfig_fd(fs, "lowerdir+", fd)
-            sc.fsconfig_fd(fs, "upperdir", upper)
-            sc.fsconfig_fd(fs, "workdir", work)
-            sc.fsconfig_create(fs)
-            mnt = sc.fsmount(fs)
-            fds.append(mnt)
-        sc.move_mount(mnt, target)
-    finally:
-        for fd in fds:
-            sc.close(fd)
+    """The overlay rootfs with every layer shifted by the container's user namespace.
+
+    The shifted clones are attached under a private tmpfs next to `target` (in our own mount
+    namespace only; pivot_root's detach of the old root takes them away) and overlayfs gets
+    their paths: passing layers as fds needs 6.13, the VM lane's 6.12 does not have it.
+    """
+    stage = os.path.join(os.path.dirname(target), "idmap")
+    sc.makedirs(stage)
+    sc.mount("tmpfs", stage, "tmpfs", L.MS_NOSUID | L.MS_NODEV, "mode=700")
+    lowers = []
+    for i, d in enumerate(plan["lowerdirs"]):
+        lowers.append(os.path.join(stage, str(i)))
+        sc.makedirs(lowers[-1])
+        bind_idmapped(sc, d, lowers[-1], userns_fd)
+    rw = os.path.join(stage, "rw")
+    sc.makedirs(rw)
+    bind_idmapped(sc, os.path.dirname(plan["upper"]), rw, userns_fd)
+    with FsIdentity(sc, *root):  # overlayfs works in the upper dir with the mounter's creds
+        L.overlay_mount(sc, lowers, os.path.join(rw, os.path.basename(plan["upper"])),
+                        os.path.join(rw, os.path.basename(plan["work"])), target)
 
 
 def bind_idmapped(sc, source: str, target: str, userns_fd: int) -> None:

@@ -143,12 +143,6 @@ class Syscalls:
         _check(_libc().syscall(SYS_mount_setattr, ffi.cast("int", mount_fd), empty, ffi.cast("unsigned int", flags),
                                attr, ffi.cast("size_t", ffi.sizeof("struct mount_attr"))), "mount_setattr", "idmap")
 
-    def fsconfig_fd(self, fd: int, key: str, value_fd: int) -> None:
-        """FSCONFIG_SET_FD: overlay takes layers as fds since 6.13 (idmapped clones have no path)."""
-        k = _s(key)
-        _check(_libc().syscall(SYS_fsconfig, ffi.cast("int", fd), ffi.cast("unsigned int", 5), k,
-                               ffi.cast("void *", 0), ffi.cast("int", value_fd)), "fsconfig", key)
-
     def setfsids(self, uid: int, gid: int) -> None:
         """The ids new files get; keeps capabilities only under SECBIT_NO_SETUID_FIXUP."""
         _libc().syscall(SYS_setfsgid, ffi.cast("unsigned int", gid))
@@ -248,10 +242,6 @@ class _FileOps:
             os.write(fd, data.encode())
         finally:
             os.close(fd)
-
-    def open_path(self, name: str, dir_fd: int) -> int:
-        """An O_PATH fd of a directory below dir_fd (a layer on a detached, idmapped mount)."""
-        return os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
 
     def close(self, fd: int) -> None:
         os.close(fd)
