@@ -99,10 +99,18 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             mounts=mounts, namespaces=namespaces, resources=resources, cgroups_path=f"{cgroup_parent}/{rec.id}",
             sysctls=sysctls, oom_score_adj=req.oom_score_adj, console_size=req.console_size,
             security=security)
+        idmapped = True
         if userns.private:
             from nsbox.runtime import userns as U
-            U.shape_spec(spec, uidmap, gidmap, own_netns=network != "host" and not network.startswith("container:"))
-        plan = images.prepare_rootfs(rec.id, image.id, rec.dir)
+            from nsbox.runtime.idmap import mode_for
+            idmapped = mode_for(os.path.join(paths.root, "userns"), images.root) == "idmap"
+            U.shape_spec(spec, uidmap, gidmap, own_netns=network != "host" and not network.startswith("container:"),
+                         idmapped=idmapped)
+        plan = images.prepare_rootfs(rec.id, image.id, rec.dir, copy=not idmapped)
+        if not idmapped:  # a private copy owned by the container's host ids
+            from nsbox.runtime.idmap import chown_tree
+            chown_tree(plan.rootfs, U.shift_ids(uidmap, gidmap))
+            plan.idshift = "chown"
         rootfs_path = os.path.join(rec.dir, "merged")
         os.makedirs(rootfs_path, exist_ok=True)
         stop_timeout = req.stop_timeout

@@ -133,6 +133,47 @@ def bind_idmapped(sc, source: str, target: str, userns_fd: int) -> None:
         sc.close(fd)
 
 
+def claim_volume(path: str, root: tuple[int, int]) -> None:
+    """Without idmapped mounts, a fresh volume is handed to the container's root by chown."""
+    st = os.stat(path)
+    if st.st_uid == 0 and st.st_gid == 0 and not os.listdir(path):
+        os.chown(path, *root)
+
+
+def chown_tree(top: str, shift) -> None:
+    """The fallback for filesystems without idmapped mounts: give a private copy the container's
+    host ids (shift maps a container (uid, gid) to the host's; setuid/setgid bits survive)."""
+    import stat
+
+    def one(p: str) -> None:
+        st = os.lstat(p)
+        os.lchown(p, *shift(st.st_uid, st.st_gid))
+        if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+            os.chmod(p, stat.S_IMODE(st.st_mode))  # chown cleared them
+    one(top)
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            one(os.path.join(dirpath, name))
+
+
+def mode_for(cache_dir: str, probe_dir: str) -> str:
+    """"idmap" where this host can idmap mounts of the store's filesystem, else "chown"
+    (NSBOX_USERNS_IDMAP=0 forces the fallback); the probe's answer is kept in cache_dir."""
+    if os.environ.get("NSBOX_USERNS_IDMAP") == "0":
+        return "chown"
+    path = os.path.join(cache_dir, "idmap-mode")
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        pass
+    os.makedirs(probe_dir, exist_ok=True)
+    mode = "idmap" if supported(probe_dir) else "chown"
+    from nsbox.runtime.fsutil import write_atomic
+    write_atomic(path, mode)
+    return mode
+
+
 def supported(tmp_dir: str) -> bool:
     """Can this host idmap a mount of `tmp_dir`'s filesystem? (Probed in a throwaway child.)"""
     pid = os.fork()

@@ -409,7 +409,9 @@ def userns_root(linux: dict) -> tuple[int, int]:
 
 def mount_rootfs_idmapped(sc, plan: dict, rootfs: str, userns_fd: int, root: tuple[int, int]) -> None:
     try:
-        if plan["kind"] == "overlay":
+        if plan.get("idshift") == "chown":  # already owned by the container's host ids
+            sc.mount(plan["rootfs"], rootfs, None, L.MS_BIND | L.MS_REC)
+        elif plan["kind"] == "overlay":
             IDMAP.overlay_idmapped(sc, plan, rootfs, userns_fd, root)
         else:
             IDMAP.bind_idmapped(sc, plan["rootfs"], rootfs, userns_fd)
@@ -427,7 +429,12 @@ def do_mount(sc, rootfs: str, m: dict, userns_fd: int = -1, root: tuple[int, int
     if is_bind:
         flags |= L.MS_BIND
         idmapped = userns_fd >= 0 and "nsbox-idmap" in options
-        if "nsbox-copyup" in options:
+        if "nsbox-chown" in options:  # a user namespace without idmapped mounts (idmap.py)
+            with IDMAP.FsIdentity(sc, *root):
+                if "nsbox-copyup" in options:
+                    copy_up(dest, source)
+            IDMAP.claim_volume(source, root)
+        elif "nsbox-copyup" in options:
             copy_up(dest, source, root if idmapped else (0, 0))
         make_target(sc, dest, os.path.isdir(source), userns_fd, root)
         if idmapped:

@@ -55,9 +55,15 @@ class UsernsRequest:
 
 # --- parsing (every function here is fed by the user) ----------------------
 
+def _show(value: str) -> str:
+    """A user's value inside an error message: quoted, escaped, and short."""
+    r = repr(value[:40])
+    return r if len(r) <= 64 else r[:60] + "...'"
+
+
 def _int(text: str, what: str, low: int, high: int) -> int:
-    if not text.isdigit() or len(text) > 10 or not low <= int(text) <= high:
-        raise InvalidArgument(f"invalid {what}: {text[:40]!r}")
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or not low <= int(text) <= high:
+        raise InvalidArgument(f"invalid {what}: {_show(text)}")
     return int(text)
 
 
@@ -65,12 +71,12 @@ def parse_idmap(value: str, flag: str = "--uidmap") -> IdMap:
     """CONTAINER_ID:HOST_ID:SIZE, as podman's --uidmap and --gidmap."""
     parts = value.split(":")
     if len(parts) != 3:
-        raise InvalidArgument(f"invalid {flag} {value[:60]!r}: expected CONTAINER_ID:HOST_ID:SIZE")
+        raise InvalidArgument(f"invalid {flag} {_show(value)}: expected CONTAINER_ID:HOST_ID:SIZE")
     c = _int(parts[0], f"{flag} container id", 0, MAX_ID - 1)
     h = _int(parts[1], f"{flag} host id", 0, MAX_ID - 1)
     n = _int(parts[2], f"{flag} size", 1, MAX_ID)
     if c + n > MAX_ID or h + n > MAX_ID:
-        raise InvalidArgument(f"invalid {flag} {value[:60]!r}: the range goes past the largest id")
+        raise InvalidArgument(f"invalid {flag} {_show(value)}: the range goes past the largest id")
     return IdMap(c, h, n)
 
 
@@ -96,7 +102,7 @@ def parse_userns(value: str | None, uidmaps: list[str] = (), gidmaps: list[str] 
     gids = check_maps([parse_idmap(v, "--gidmap") for v in gidmaps], "--gidmap")
     if uids or gids:
         if value not in (None, "", "private"):
-            raise InvalidArgument(f"--userns {value[:40]!r} cannot be combined with --uidmap/--gidmap")
+            raise InvalidArgument(f"--userns {_show(value)} cannot be combined with --uidmap/--gidmap")
         uids, gids = uids or gids, gids or uids
         if not any(m.container == 0 for m in uids):
             raise InvalidArgument("--uidmap must map container uid 0 (the container's root)")
@@ -109,15 +115,15 @@ def parse_userns(value: str | None, uidmaps: list[str] = (), gidmaps: list[str] 
     if name == "host" and not opts:
         return UsernsRequest("host")
     if name != "auto":
-        raise InvalidArgument(f"invalid --userns {value[:60]!r}: expected host or auto[:size=N]")
+        raise InvalidArgument(f"invalid --userns {_show(value)}: expected host or auto[:size=N]")
     size = 0
     for opt in filter(None, opts.split(",")):
         key, eq, v = opt.partition("=")
         if key != "size" or not eq:
-            raise InvalidArgument(f"invalid --userns option {opt[:40]!r}: only size=N is known")
+            raise InvalidArgument(f"invalid --userns option {_show(opt)}: only size=N is known")
         size = _int(v, "--userns size", 1, MAX_ID)
     if opts and not size:
-        raise InvalidArgument(f"invalid --userns {value[:60]!r}: expected auto:size=N")
+        raise InvalidArgument(f"invalid --userns {_show(value)}: expected auto:size=N")
     return UsernsRequest("auto", size)
 
 
@@ -130,7 +136,7 @@ def parse_subids(text: str, user: str, uid: int | None = None) -> list[tuple[int
             continue
         if parts[0] != user and (uid is None or parts[0] != str(uid)):
             continue
-        if parts[1].isdigit() and parts[2].isdigit() and int(parts[2]) > 0:
+        if all(p.isascii() and p.isdigit() for p in parts[1:]) and int(parts[2]) > 0:
             out.append((int(parts[1]), int(parts[2])))
     return sorted(out)
 
@@ -264,12 +270,13 @@ UNPRIVILEGED_SYSCTLS = {  # docker's defaults for a container's own netns; they 
 }
 
 
-def shape_spec(spec: dict, uidmap: list[IdMap], gidmap: list[IdMap], own_netns: bool) -> None:
+def shape_spec(spec: dict, uidmap: list[IdMap], gidmap: list[IdMap], own_netns: bool, idmapped: bool = True) -> None:
     """Make an OCI spec run in a user namespace with these maps (in place).
 
     Mounts the init makes as the host's root would belong to ids the container cannot see:
     tmpfs and devpts get the container root's (and tty group's) host ids; named volumes and
-    `:idmap` binds are marked for an idmapped mount (init.do_mount).
+    `:idmap` binds are marked for an idmapped mount (init.do_mount), or without idmapped mounts
+    (idmapped=False) volumes are handed to the container's root by chown and `:idmap` is refused.
     """
     linux = spec["linux"]
     linux["uidMappings"] = [m.oci() for m in uidmap]
@@ -290,11 +297,24 @@ def shape_spec(spec: dict, uidmap: list[IdMap], gidmap: list[IdMap], own_netns: 
                     mapped = host_id(gidmap, int(o[4:]))
                     opts[i] = f"gid={gid0 if mapped is None else mapped}"
         elif m.get("nsbox.volume") or "idmap" in opts:
-            opts[:] = [o for o in opts if o != "idmap"] + ["nsbox-idmap"]
+            if not idmapped and not m.get("nsbox.volume"):
+                raise InvalidArgument(f"{m['destination']}: idmap needs idmapped mounts, which this host's "
+                                      "filesystem does not support")
+            opts[:] = [o for o in opts if o != "idmap"] + ["nsbox-idmap" if idmapped else "nsbox-chown"]
     if own_netns:
         sysctl = linux.setdefault("sysctl", {})
         for k, v in UNPRIVILEGED_SYSCTLS.items():
             sysctl.setdefault(k, v)
+
+
+def shift_ids(uidmap: list[IdMap], gidmap: list[IdMap]):
+    """(container uid, gid) -> host ids; unmapped ids become the overflow id, as the kernel shows them."""
+    def shift(uid: int, gid: int) -> tuple[int, int]:
+        u, g = host_id(uidmap, uid), host_id(gidmap, gid)
+        u = host_id(uidmap, 65534) if u is None else u
+        g = host_id(gidmap, 65534) if g is None else g
+        return (-1 if u is None else u), (-1 if g is None else g)   # -1: lchown leaves it
+    return shift
 
 
 def host_config(req: UsernsRequest, uidmap: list[IdMap], gidmap: list[IdMap]) -> dict:

@@ -195,3 +195,23 @@ def test_bad_values_are_one_line_125_and_leave_nothing(nsbox, flags):
     assert len(r.stderr.strip().splitlines()) == 1 and len(r.stderr) < 300, r.stderr
     assert nsbox.ok("ps", "-aq") == ""
     assert allocations(nsbox) == {}
+
+
+@pytest.mark.vm
+def test_chowned_copy_where_mounts_cannot_be_idmapped(nsbox):
+    env = {"NSBOX_USERNS_IDMAP": "0"}          # as on a filesystem without idmapped mounts
+    r = nsbox("run", *NONE, *AUTO, "--name", "fb", "-v", "fbvol:/data", "busybox", "sh", "-c",
+              "stat -c %u:%g / /bin/busybox /data; echo x > /etc/new && echo y > /data/y && cat /proc/self/uid_map",
+              env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:3] == ["0:0"] * 3
+    host = uid_map(lines[3])[1]
+    info = nsbox.inspect("fb")
+    copy = os.path.join(os.path.dirname(info["LogPath"]), "rootfs")
+    assert os.stat(os.path.join(copy, "bin", "busybox")).st_uid == host     # its own copy, shifted
+    r = nsbox("run", "--rm", *NONE, *AUTO, "-v", "/tmp:/t:idmap", "busybox", "true", env=env)
+    assert r.returncode == 125 and "idmap" in r.stderr
+    nsbox.ok("rm", "fb")
+    assert not os.path.exists(copy)
+    nsbox.ok("volume", "rm", "fbvol")

@@ -193,3 +193,10 @@ def test_init_joins_the_user_namespace_after_the_host_side_and_before_dropping(t
     drops = [i for i, c in enumerate(sc.calls) if c[0] == "prctl" and c[1] == L.PR_CAPBSET_DROP]
     assert drops and min(drops) > join[0]
     assert names.index("capset") > join[0]
+
+
+def test_shift_ids_for_the_chowned_copy():
+    shift = U.shift_ids([U.IdMap(0, 100000, 65536)], [U.IdMap(0, 200000, 1000)])
+    assert shift(0, 0) == (100000, 200000)
+    assert shift(1000, 5) == (101000, 200005)
+    assert shift(70000, 5000) == (165534, -1)   # unmapped: the overflow id, or left alone
