@@ -30,31 +30,20 @@ def test_idmap_round_trips_or_refuses(c, h, n):
             U.parse_idmap(text)
 
 
-@given(st.text(max_size=5000))
-def test_idmap_garbage_is_one_short_line(text):
+@pytest.mark.parametrize("parse", [U.parse_idmap, U.parse_userns])
+@given(text=st.text(max_size=5000))
+def test_garbage_is_refused_in_one_short_line(parse, text):
     try:
-        m = U.parse_idmap(text)
+        parse(text)
     except InvalidArgument as e:
         assert "\n" not in str(e) and len(str(e)) < 200
-        return
-    assert m.size >= 1 and m.text() == text
-
-
-@given(st.text(max_size=5000))
-def test_userns_garbage_is_one_short_line(text):
-    try:
-        r = U.parse_userns(text)
-    except InvalidArgument as e:
-        assert "\n" not in str(e) and len(str(e)) < 200
-        return
-    assert r.mode in ("host", "auto")
 
 
 def test_userns_values():
     assert U.parse_userns(None).mode == "host" and not U.parse_userns("host").private
     assert U.parse_userns("auto") == U.UsernsRequest("auto", 0)
     assert U.parse_userns("auto:size=1024").size == 1024
-    for bad in ("auto:size=0", "auto:size=x", "auto:uidmapping=0:1:2", "keep-id", "host:size=1", "auto:size"):
+    for bad in ("auto:size=0", "auto:size=x", "auto:size=\u00b2", "auto:uidmapping=0:1:2", "keep-id", "host:size=1", "auto:size"):
         with pytest.raises(InvalidArgument):
             U.parse_userns(bad)
     r = U.parse_userns(None, ["0:100000:1000"])
