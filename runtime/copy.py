@@ -68,8 +68,8 @@ def _in_rootfs(engine, rec, fn) -> None:
             linux = cfg["Spec"]["linux"]
             userns, ids = -1, (0, 0)
             if linux.get("uidMappings"):  # the same idmapped view the container has
-                from nsbox.runtime.idmap import create_userns
-                userns, ids = create_userns(sc, linux["uidMappings"], linux["gidMappings"]), I.userns_root(linux)
+                from nsbox.runtime.idmap import create_userns, userns_root
+                userns, ids = create_userns(sc, linux["uidMappings"], linux["gidMappings"]), userns_root(linux)
                 I.mount_rootfs_idmapped(sc, plan, root, userns, ids)
             elif plan["kind"] == "overlay":
                 L.overlay_mount(sc, plan["lowerdirs"], plan["upper"], plan["work"], root)
@@ -132,5 +132,5 @@ def _as_container_root(cfg: dict):
         return contextlib.nullcontext()
     from nsbox.runtime import linux as L
     from nsbox.runtime.idmap import FsIdentity
-    from nsbox.runtime.init import userns_root
+    from nsbox.runtime.idmap import userns_root
     return FsIdentity(L.RealSyscalls(), *userns_root(linux))

@@ -91,6 +91,25 @@ class FsIdentity:
         self.sc.prctl(L.PR_SET_SECUREBITS, 0)
 
 
+def userns_root(linux: dict) -> tuple[int, int]:
+    """The host uid and gid of the container's root (ids 0 of its maps)."""
+    def first(maps):
+        return next((int(m["hostID"]) for m in maps or [] if int(m["containerID"]) == 0), 0)
+    return first(linux.get("uidMappings")), first(linux.get("gidMappings"))
+
+
+def make_target(sc, dest: str, is_dir: bool, userns_fd: int, root: tuple[int, int]) -> None:
+    """A missing mount point, made as the container's root when the rootfs is idmapped (the
+    host's root has no id there: EOVERFLOW)."""
+    if os.path.lexists(dest):
+        return
+    if userns_fd >= 0:
+        with FsIdentity(sc, *root):
+            sc.makedirs(dest) if is_dir else sc.touch(dest)
+    else:
+        sc.makedirs(dest) if is_dir else sc.touch(dest)
+
+
 def clone_idmapped(sc, path: str, userns_fd: int) -> int:
     fd = sc.open_tree_clone(path)
     try:

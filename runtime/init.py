@@ -124,7 +124,7 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
     plan = cfg["Rootfs"]
     userns = io.userns_fd
     if userns >= 0:
-        mount_rootfs_idmapped(sc, plan, rootfs, userns, userns_root(linux))
+        mount_rootfs_idmapped(sc, plan, rootfs, userns, IDMAP.userns_root(linux))
     elif plan["kind"] == "overlay":
         L.overlay_mount(sc, plan["lowerdirs"], plan["upper"], plan["work"], rootfs)
     else:
@@ -132,7 +132,7 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
 
     # 5. mounts, in spec order (proc, dev, sys... then the user's)
     for m in spec.get("mounts", []):
-        do_mount(sc, rootfs, m, userns, userns_root(linux))
+        do_mount(sc, rootfs, m, userns, IDMAP.userns_root(linux))
     if "/dev" in [m["destination"] for m in spec.get("mounts", [])]:
         populate_dev(sc, rootfs, linux.get("devices"))
 
@@ -164,7 +164,8 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
 
     # 10. console or plain stdio
     if proc.get("terminal"):
-        setup_console(sc, io.console_sock, proc.get("consoleSize"), userns_root(linux) if userns >= 0 else None)
+        setup_console(sc, io.console_sock, proc.get("consoleSize"),
+                      IDMAP.userns_root(linux) if userns >= 0 else None)
 
     # 11a. in our cgroups before user code can run or fork (no join race)
     if join is not None:
@@ -400,13 +401,6 @@ def safe_join(rootfs: str, dest: str) -> str:
     return cur
 
 
-def userns_root(linux: dict) -> tuple[int, int]:
-    """The host uid and gid of the container's root (ids 0 of its maps)."""
-    def first(maps):
-        return next((int(m["hostID"]) for m in maps or [] if int(m["containerID"]) == 0), 0)
-    return first(linux.get("uidMappings")), first(linux.get("gidMappings"))
-
-
 def mount_rootfs_idmapped(sc, plan: dict, rootfs: str, userns_fd: int, root: tuple[int, int]) -> None:
     try:
         if plan.get("idshift") == "chown":  # already owned by the container's host ids
@@ -436,7 +430,7 @@ def do_mount(sc, rootfs: str, m: dict, userns_fd: int = -1, root: tuple[int, int
             IDMAP.claim_volume(source, root)
         elif "nsbox-copyup" in options:
             copy_up(dest, source, root if idmapped else (0, 0))
-        make_target(sc, dest, os.path.isdir(source), userns_fd, root)
+        IDMAP.make_target(sc, dest, os.path.isdir(source), userns_fd, root)
         if idmapped:
             IDMAP.bind_idmapped(sc, source, dest, userns_fd)
         else:
@@ -448,24 +442,12 @@ def do_mount(sc, rootfs: str, m: dict, userns_fd: int = -1, root: tuple[int, int
             if flags & L.MS_RDONLY and flags & L.MS_REC:
                 sc.mount_setattr_rdonly(dest, True)
     else:
-        make_target(sc, dest, True, userns_fd, root)
+        IDMAP.make_target(sc, dest, True, userns_fd, root)
         sc.mount(source, dest, mtype, flags, ",".join(data) or None)
     for o in options:
         if o in _PROPAGATION:
             p = {"private": L.MS_PRIVATE, "slave": L.MS_SLAVE, "shared": L.MS_SHARED}[o.lstrip("r")]
             sc.mount(None, dest, None, p | (L.MS_REC if o.startswith("r") else 0))
-
-
-def make_target(sc, dest: str, is_dir: bool, userns_fd: int, root: tuple[int, int]) -> None:
-    """A missing mount point, made as the container's root when the rootfs is idmapped (the
-    host's root has no id there: EOVERFLOW)."""
-    if os.path.lexists(dest):
-        return
-    if userns_fd >= 0:
-        with IDMAP.FsIdentity(sc, *root):
-            sc.makedirs(dest) if is_dir else sc.touch(dest)
-    else:
-        sc.makedirs(dest) if is_dir else sc.touch(dest)
 
 
 def copy_up(dest: str, volume_dir: str, shift: tuple[int, int] = (0, 0)) -> None:
