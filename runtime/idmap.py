@@ -16,11 +16,13 @@ just before it drops to the container's user:
   ping_group_range (docker sets both by default); raw sockets (CAP_NET_RAW over the netns) do not.
 
 Idmapped layers: lower layers and the container's upper/work dirs are clones (open_tree)
-shifted by the container's namespace, attached where overlayfs can name them. The overlay is mounted with the fs ids of the container's root, because overlayfs creates its work
-dir and copy-ups with the mounter's credentials, and the host's uid 0 has no id on a mount
-shifted by the container's namespace (EOVERFLOW, then overlayfs falls back to read-only). So the
-upper dir holds container-relative ids on disk, and `commit` stores layers exactly as without a
-user namespace.
+shifted by the container's namespace, attached where overlayfs can name them. The overlay is
+mounted with the fs ids of the container's root, because overlayfs creates its work dir and
+copy-ups with the mounter's credentials, and the host's uid 0 has no id on a mount shifted by
+the container's namespace (EOVERFLOW, then overlayfs falls back to read-only). So the upper dir
+holds container-relative ids on disk, and `commit` stores layers exactly as without a user
+namespace. Where mounts cannot be idmapped, the container gets a private copy of the image
+chowned to its host ids instead (chown_tree).
 """
 from __future__ import annotations
 

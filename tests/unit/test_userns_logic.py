@@ -43,7 +43,8 @@ def test_userns_values():
     assert U.parse_userns(None).mode == "host" and not U.parse_userns("host").private
     assert U.parse_userns("auto") == U.UsernsRequest("auto", 0)
     assert U.parse_userns("auto:size=1024").size == 1024
-    for bad in ("auto:size=0", "auto:size=x", "auto:size=\u00b2", "auto:uidmapping=0:1:2", "keep-id", "host:size=1", "auto:size"):
+    for bad in ("auto:size=0", "auto:size=x", "auto:size=\u00b2", "auto:uidmapping=0:1:2", "keep-id",
+                "host:size=1", "auto:size"):
         with pytest.raises(InvalidArgument):
             U.parse_userns(bad)
     r = U.parse_userns(None, ["0:100000:1000"])
