@@ -100,7 +100,7 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             sysctls=sysctls, oom_score_adj=req.oom_score_adj, console_size=req.console_size,
             security=security)
         idmapped = True
-        if userns.private:
+        if userns is not None:
             from nsbox.runtime import userns as U
             from nsbox.runtime.idmap import mode_for
             idmapped = mode_for(os.path.join(paths.root, "userns"), images.root) == "idmap"
@@ -161,7 +161,7 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             from nsbox.runtime.netglue import validate_request  # parses -p and friends; no pyroute2
             cfg["HostConfig"]["PortBindings"] = validate_request(paths, cfg)
         write_etc_files(paths, rec, cfg, network, req, hostname)
-        if userns.private:  # container root may edit its own /etc/hosts, as without a user namespace
+        if userns is not None:  # container root may edit its own /etc/hosts, as without a user namespace
             from nsbox.runtime.userns import host_id
             for name in ("hosts", "hostname", "resolv.conf"):
                 os.chown(os.path.join(rec.dir, name), host_id(uidmap, 0), host_id(gidmap, 0))
@@ -178,6 +178,10 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
 
 
 def _userns_request(paths: Paths, req: G.ContainerRequest):
+    """The user namespace asked for (flags, else the root's default); None: the host's."""
+    if req.userns is None and not req.uidmap and not req.gidmap and not os.environ.get("NSBOX_USERNS") \
+            and not os.path.exists(os.path.join(paths.root, "userns", "config.json")):
+        return None  # the common case, without importing the userns module on run's hot path
     from nsbox.runtime import userns as U
     if req.userns is None and not req.uidmap and not req.gidmap:
         value, origin = U.default_mode(paths.root)
@@ -189,10 +193,12 @@ def _userns_request(paths: Paths, req: G.ContainerRequest):
         userns = U.parse_userns(req.userns, req.uidmap, req.gidmap)
     if userns.private and req.privileged:
         raise InvalidArgument("privileged mode is incompatible with user namespaces: use --userns host")
-    return userns
+    return userns if userns.private else None
 
 
 def _userns_maps(paths: Paths, rec: ContainerRecord, userns) -> tuple[list, list]:
+    if userns is None:
+        return [], []
     if userns.mode == "auto":
         from nsbox.runtime.userns import Allocator
         return Allocator(paths.root).allocate(rec.id, userns.size)
@@ -200,6 +206,8 @@ def _userns_maps(paths: Paths, rec: ContainerRecord, userns) -> tuple[list, list
 
 
 def _userns_host_config(userns, uidmap: list, gidmap: list) -> dict:
+    if userns is None:
+        return {"UsernsMode": "", "IDMappings": None}
     from nsbox.runtime.userns import host_config
     return host_config(userns, uidmap, gidmap)
 
