@@ -57,6 +57,8 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
     sysctls = G.parse_sysctls(req.sysctls, network)
     security = G.parse_security_opts(req.security_opts, req.privileged)
     userns = _userns_request(paths, req)
+    if userns is None and any("idmap" in v.options for v in vol_specs):
+        raise InvalidArgument("the idmap volume option needs a user namespace (--userns auto)")
     stop_signal = req.stop_signal or icfg.get("StopSignal") or ""
     if stop_signal:
         from nsbox.runtime.engine import parse_signal
@@ -263,7 +265,7 @@ def _mounts(paths: Paths, rec: ContainerRecord, vols: list[G.VolumeSpec], tmpfs:
             vols.append(G.VolumeSpec("volume", "", os.path.normpath(dest)))
     for v in vols:
         opts = ["rbind"] + (["ro"] if v.readonly else []) + [o for o in v.options if o in (
-            "private", "rprivate", "shared", "rshared", "slave", "rslave")]
+            "private", "rprivate", "shared", "rshared", "slave", "rslave", "idmap")]
         if v.kind == "bind":
             if not os.path.exists(v.source):
                 os.makedirs(v.source, exist_ok=True)  # docker -v creates a missing host dir

@@ -215,3 +215,16 @@ def test_chowned_copy_where_mounts_cannot_be_idmapped(nsbox):
     nsbox.ok("rm", "fb")
     assert not os.path.exists(copy)
     nsbox.ok("volume", "rm", "fbvol")
+
+
+@pytest.mark.vm
+def test_idmap_bind_shows_host_root_files_as_container_root(nsbox, tmp_path):
+    d = tmp_path / "idm"
+    d.mkdir()
+    (d / "f").write_text("hi\n")
+    r = nsbox("run", "--rm", *NONE, *AUTO, "-v", f"{d}:/i:idmap", "busybox", "sh", "-c",
+              "stat -c %u /i/f; echo new > /i/n")
+    assert r.returncode == 0 and r.stdout == "0\n", r.stderr
+    assert os.stat(d / "n").st_uid == 0          # written through the shift: the host sees its root
+    r = nsbox("run", "--rm", *NONE, "-v", f"{d}:/i:idmap", "busybox", "true")
+    assert r.returncode == 125 and "user namespace" in r.stderr
