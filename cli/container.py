@@ -59,6 +59,9 @@ def container_options(f):
         click.option("--sysctl", multiple=True, help="Sysctl options."),
         click.option("--oom-score-adj", type=int, default=None, help="Tune host's OOM preferences (-1000 to 1000)."),
         click.option("--security-opt", multiple=True, help="Security options (seccomp=unconfined, no-new-privileges)."),
+        click.option("--userns", default=None, help="User namespace: host, or auto[:size=N] (a private range of host ids)."),
+        click.option("--uidmap", multiple=True, help="UID map CONTAINER_ID:HOST_ID:SIZE (a private user namespace)."),
+        click.option("--gidmap", multiple=True, help="GID map CONTAINER_ID:HOST_ID:SIZE (a private user namespace)."),
         click.option("--pull", type=click.Choice(["always", "missing", "never"]), default="missing",
                      help="Pull image before running (always, missing, never)."),  # issue #8
         # resources (issue #4); parsed and validated by runtime/units.py
@@ -108,6 +111,7 @@ def build_request(image: str, command: tuple, kw: dict):
         ip=kw["ip"], publish=list(kw["publish"]), publish_all=kw["publish_all"], dns=list(kw["dns"]),
         add_hosts=list(kw["add_host"]), pod=kw["pod"], log_opts=list(kw["log_opt"]), sysctls=list(kw["sysctl"]),
         resources=resources, oom_score_adj=kw["oom_score_adj"], security_opts=list(kw["security_opt"]),
+        userns=kw["userns"], uidmap=list(kw["uidmap"]), gidmap=list(kw["gidmap"]),
         console_size=(terminal_size(0) or terminal_size(1) or (24, 80)) if kw["tty"] else None,
     )
 

@@ -57,13 +57,14 @@ def pod():
 @click.option("--cpus", default=None, help="CPUs for the whole pod.")
 @click.option("-m", "--memory", default=None, help="Memory limit for the whole pod.")
 @click.option("--network", default="", help="Network of the pod (default bridge).")
+@click.option("--userns", default=None, help="User namespace of the infra container: host or auto[:size=N].")
 @pass_cli
-def create(ctx: CliContext, name, publish, share, hostname, infra_image, labels, cpus, memory, network):
+def create(ctx: CliContext, name, publish, share, hostname, infra_image, labels, cpus, memory, network, userns):
     """Create a new empty pod (and its infra container)."""
     from nsbox.runtime.pods import PodCreateOptions, create_pod
     p, warnings = create_pod(ctx.paths, PodCreateOptions(
         name=name, publish=list(publish), share=share, hostname=hostname, infra_image=infra_image,
-        labels=list(labels), cpus=cpus, memory=memory, network=network))
+        labels=list(labels), cpus=cpus, memory=memory, network=network, userns=userns))
     for w in warnings:
         warn(w)
     click.echo(p.id)

@@ -44,6 +44,8 @@ def gather(paths) -> dict:
         n_images, storage = len(istore.list()), istore.driver_name
     except Exception as e:  # an unreadable store must not hide the rest of info
         n_images, storage = 0, f"unknown ({e})"
+    from nsbox.runtime.userns import default_mode
+    userns, userns_from = default_mode(paths.root)
     return {
         "Containers": len(items), "ContainersRunning": counts["running"], "ContainersPaused": counts["paused"],
         "ContainersStopped": counts["stopped"], "Images": n_images, "Driver": storage,
@@ -52,6 +54,7 @@ def gather(paths) -> dict:
         "KernelVersion": platform.release(), "OperatingSystem": _os_name(), "Architecture": platform.machine(),
         "NCPU": os.cpu_count(), "ServerVersion": VERSION, "LoggingDriver": "json-file",
         "DefaultRuntime": "nsbox",
+        "DefaultUsernsMode": userns, "DefaultUsernsModeSource": userns_from,
     }
 
 
@@ -89,5 +92,6 @@ def info(ctx: CliContext, fmt):
         f"Kernel Version: {data['KernelVersion']}", f"Operating System: {data['OperatingSystem']}",
         f"Architecture: {data['Architecture']}", f"CPUs: {data['NCPU']}",
         f"Nsbox Root Dir: {data['NsboxRoot']}", f"Nsbox Run Root Dir: {data['NsboxRunRoot']}",
+        f"Default User Namespace: {data['DefaultUsernsMode']} ({data['DefaultUsernsModeSource']})",
     ]
     click.echo("\n".join(lines))

@@ -22,6 +22,7 @@ class RootfsPlan:
     upper: str | None = None
     work: str | None = None
     rootfs: str | None = None                   # copy: the flat rootfs dir to bind-mount
+    idshift: str = ""                           # "chown": copied with host ids of a user namespace
 
 
 def probe_overlay(tmp_root: str) -> str:

@@ -380,13 +380,14 @@ class ImageStore:
         return n
 
     # ------------------------------------------------------------------ container rootfs
-    def prepare_rootfs(self, cid: str, image_id: str, rw_dir: str) -> RootfsPlan:
+    def prepare_rootfs(self, cid: str, image_id: str, rw_dir: str, copy: bool = False) -> RootfsPlan:
+        """copy: a flat copy even on overlay (a user namespace on a filesystem without idmapped mounts)."""
         from nsbox.image import graphdriver
         try:
             diff_ids = _read_json(self.layers.blob_path(image_id))["rootfs"]["diff_ids"]
         except FileNotFoundError:
             raise NotFound(f"No such image: {image_id}") from None
-        if self.driver_name == OVERLAY and len(diff_ids) <= MAX_OVERLAY_LAYERS:
+        if self.driver_name == OVERLAY and len(diff_ids) <= MAX_OVERLAY_LAYERS and not copy:
             with self.import_guard():  # extraction (if needed) must not race a GC
                 lowers = [self.layers.ensure_extracted(d) for d in reversed(diff_ids)] or [self.layers.empty_dir()]
             return graphdriver.plan_overlay(lowers, rw_dir)

@@ -138,6 +138,8 @@ def remove(paths: Paths, rec: ContainerRecord, cfg: dict, volumes: bool = False,
             ImageStore(paths).release_rootfs(rec.id, rec.dir)
         except ImportError:
             pass
+    from nsbox.runtime.userns import Allocator  # its --userns auto range goes back to the pool
+    Allocator(paths.root).release(rec.id)
     if volumes:
         from nsbox.runtime.volumes import VolumeStore
         vs = VolumeStore(paths)

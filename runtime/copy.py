@@ -60,18 +60,25 @@ def _in_rootfs(engine, rec, fn) -> None:
         os.close(r)
         try:
             from nsbox.runtime import linux as L
-            from nsbox.runtime.init import do_mount
+            from nsbox.runtime import init as I
             sc = L.RealSyscalls()
             sc.unshare(L.CLONE_NEWNS)
             sc.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
             plan, root = cfg["Rootfs"], cfg["RootfsPath"]
-            if plan["kind"] == "overlay":
+            linux = cfg["Spec"]["linux"]
+            userns, ids = -1, (0, 0)
+            if linux.get("uidMappings"):  # the same idmapped view the container has
+                from nsbox.runtime.idmap import create_userns, userns_root
+                userns, ids = create_userns(sc, linux["uidMappings"], linux["gidMappings"]), userns_root(linux)
+                I.mount_rootfs_idmapped(sc, plan, root, userns, ids)
+            elif plan["kind"] == "overlay":
                 L.overlay_mount(sc, plan["lowerdirs"], plan["upper"], plan["work"], root)
             else:
                 sc.mount(plan["rootfs"], root, None, L.MS_BIND | L.MS_REC)
             for m in cfg["Spec"].get("mounts", []):
                 if m.get("type") == "bind" and not m["destination"].startswith("/etc/"):
-                    do_mount(sc, root, {**m, "options": [o for o in m.get("options", []) if o != "nsbox-copyup"]})
+                    I.do_mount(sc, root, {**m, "options": [o for o in m.get("options", []) if o != "nsbox-copyup"]},
+                               userns, ids)
             fn(root)
             os._exit(0)
         except BaseException as e:
@@ -111,5 +118,19 @@ def copy(engine, src: str, dest: str, follow_link: bool = False) -> None:
 
         def into(root):
             inside = safe_join(root, dpath) + ("/" if dpath.endswith("/") else "")
-            _copy(spath, inside, "", follow_link)
+            with _as_container_root(rec.config()):
+                _copy(spath, inside, "", follow_link)
         _in_rootfs(engine, rec, into)
+
+
+def _as_container_root(cfg: dict):
+    """Files copied in belong to the container's root, as docker's cp; in a user namespace that is
+    a host id of its range (and the host's root has no id on its idmapped rootfs at all)."""
+    import contextlib
+    linux = cfg.get("Spec", {}).get("linux", {})
+    if not linux.get("uidMappings"):
+        return contextlib.nullcontext()
+    from nsbox.runtime import linux as L
+    from nsbox.runtime.idmap import FsIdentity
+    from nsbox.runtime.idmap import userns_root
+    return FsIdentity(L.RealSyscalls(), *userns_root(linux))

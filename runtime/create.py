@@ -58,6 +58,9 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
     security = G.parse_security_opts(req.security_opts, req.privileged)
     from nsbox.runtime.seccomp import for_container
     security["seccomp"] = for_container(security["seccomp"], [f"CAP_{c}" for c in caps])
+    userns = _userns_request(paths, req)
+    if userns is None and any("idmap" in v.options for v in vol_specs):
+        raise InvalidArgument("the idmap volume option needs a user namespace (--userns auto)")
     stop_signal = req.stop_signal or icfg.get("StopSignal") or ""
     if stop_signal:
         from nsbox.runtime.engine import parse_signal
@@ -91,6 +94,7 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             mounts.append(shm_mount(paths, pod))
         namespaces = _namespaces(network, other, pod)
         cgroup_parent = paths.cgroup_parent + (f"/pod-{pod.id[:12]}" if pod else "")
+        uidmap, gidmap = _userns_maps(paths, rec, userns)
         spec = G.build_spec(
             args=entrypoint + cmd, env=env + ([f"HOSTNAME={hostname}"] if not any(e.startswith("HOSTNAME=") for e in env) else [])
             + (["TERM=xterm"] if req.tty and not any(e.startswith("TERM=") for e in env) else []),
@@ -99,7 +103,18 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             mounts=mounts, namespaces=namespaces, resources=resources, cgroups_path=f"{cgroup_parent}/{rec.id}",
             sysctls=sysctls, oom_score_adj=req.oom_score_adj, console_size=req.console_size,
             security=security)
-        plan = images.prepare_rootfs(rec.id, image.id, rec.dir)
+        idmapped = True
+        if userns is not None:
+            from nsbox.runtime import userns as U
+            from nsbox.runtime.idmap import mode_for
+            idmapped = mode_for(os.path.join(paths.root, "userns"), images.root) == "idmap"
+            U.shape_spec(spec, uidmap, gidmap, own_netns=network != "host" and not network.startswith("container:"),
+                         idmapped=idmapped)
+        plan = images.prepare_rootfs(rec.id, image.id, rec.dir, copy=not idmapped)
+        if not idmapped:  # a private copy owned by the container's host ids
+            from nsbox.runtime.idmap import chown_tree
+            chown_tree(plan.rootfs, U.shift_ids(uidmap, gidmap))
+            plan.idshift = "chown"
         rootfs_path = os.path.join(rec.dir, "merged")
         os.makedirs(rootfs_path, exist_ok=True)
         stop_timeout = req.stop_timeout
@@ -133,6 +148,7 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
                 "LogConfig": {"Type": "json-file", "Config": log_opts}, "Sysctls": sysctls or None,
                 "OomScoreAdj": req.oom_score_adj or 0, "Resources": req.resources,
                 "SecurityOpt": req.security_opts or None,
+                **_userns_host_config(userns, uidmap, gidmap),
             },
             "NetworkingConfig": {"EndpointsConfig": {network: {
                 "Aliases": req.network_aliases, "IPAMConfig": {"IPv4Address": req.ip} if req.ip else None}}},
@@ -149,6 +165,10 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             from nsbox.runtime.netglue import validate_request  # parses -p and friends; no pyroute2
             cfg["HostConfig"]["PortBindings"] = validate_request(paths, cfg)
         write_etc_files(paths, rec, cfg, network, req, hostname)
+        if userns is not None:  # container root may edit its own /etc/hosts, as without a user namespace
+            from nsbox.runtime.userns import host_id
+            for name in ("hosts", "hostname", "resolv.conf"):
+                os.chown(os.path.join(rec.dir, name), host_id(uidmap, 0), host_id(gidmap, 0))
         rec.save_config(cfg)
         rec.save_state(S.ContainerState())
     except BaseException:
@@ -159,6 +179,41 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             engine.store.forget(rec, name)
         raise
     return rec, warnings
+
+
+def _userns_request(paths: Paths, req: G.ContainerRequest):
+    """The user namespace asked for (flags, else the root's default); None: the host's."""
+    if req.userns is None and not req.uidmap and not req.gidmap and not os.environ.get("NSBOX_USERNS") \
+            and not os.path.exists(os.path.join(paths.root, "userns", "config.json")):
+        return None  # the common case, without importing the userns module on run's hot path
+    from nsbox.runtime import userns as U
+    if req.userns is None and not req.uidmap and not req.gidmap:
+        value, origin = U.default_mode(paths.root)
+        try:
+            userns = U.parse_userns(value)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"{origin}: {e}") from None
+    else:
+        userns = U.parse_userns(req.userns, req.uidmap, req.gidmap)
+    if userns.private and req.privileged:
+        raise InvalidArgument("privileged mode is incompatible with user namespaces: use --userns host")
+    return userns if userns.private else None
+
+
+def _userns_maps(paths: Paths, rec: ContainerRecord, userns) -> tuple[list, list]:
+    if userns is None:
+        return [], []
+    if userns.mode == "auto":
+        from nsbox.runtime.userns import Allocator
+        return Allocator(paths.root).allocate(rec.id, userns.size)
+    return userns.uidmap, userns.gidmap
+
+
+def _userns_host_config(userns, uidmap: list, gidmap: list) -> dict:
+    if userns is None:
+        return {"UsernsMode": "", "IDMappings": None}
+    from nsbox.runtime.userns import host_config
+    return host_config(userns, uidmap, gidmap)
 
 
 def _check_network_exists(paths: Paths, name: str) -> None:
@@ -212,7 +267,7 @@ def _mounts(paths: Paths, rec: ContainerRecord, vols: list[G.VolumeSpec], tmpfs:
             vols.append(G.VolumeSpec("volume", "", os.path.normpath(dest)))
     for v in vols:
         opts = ["rbind"] + (["ro"] if v.readonly else []) + [o for o in v.options if o in (
-            "private", "rprivate", "shared", "rshared", "slave", "rslave")]
+            "private", "rprivate", "shared", "rshared", "slave", "rslave", "idmap")]
         if v.kind == "bind":
             if not os.path.exists(v.source):
                 os.makedirs(v.source, exist_ok=True)  # docker -v creates a missing host dir
@@ -223,7 +278,8 @@ def _mounts(paths: Paths, rec: ContainerRecord, vols: list[G.VolumeSpec], tmpfs:
             vol = vs.create(v.source) if v.source else vs.create(anonymous=True)
             if "nocopy" not in v.options:
                 opts.append("nsbox-copyup")
-            mounts.append({"destination": v.destination, "type": "bind", "source": vol.Mountpoint, "options": opts})
+            mounts.append({"destination": v.destination, "type": "bind", "source": vol.Mountpoint, "options": opts,
+                           "nsbox.volume": True})
             records.append({"Type": "volume", "Name": vol.Name, "Source": vol.Mountpoint,
                             "Destination": v.destination, "Driver": "local", "Mode": ",".join(v.options),
                             "RW": not v.readonly, "Propagation": "", "Anonymous": vol.Anonymous})

@@ -48,7 +48,8 @@ def _child(cfg: dict, pid1: int, req: ExecRequest, err_w: int, con_sock: socket.
         except Exception as e:  # the container's cgroup is gone: it is not running any more
             raise I.InitError("cgroup", f"joining the container's cgroup: {e}") from None
         fds = {}
-        for t in ("ipc", "uts", "net", "pid", "mnt"):
+        kinds = ("ipc", "uts", "net", "pid", "mnt") + (("user",) if spec["linux"].get("uidMappings") else ())
+        for t in kinds:
             try:
                 fds[t] = os.open(f"/proc/{pid1}/ns/{t}", os.O_RDONLY | os.O_CLOEXEC)
             except OSError as e:
@@ -56,6 +57,8 @@ def _child(cfg: dict, pid1: int, req: ExecRequest, err_w: int, con_sock: socket.
         for t in ("ipc", "uts", "net", "pid", "mnt"):
             sc.setns(fds[t], 0)
             os.close(fds[t])
+        if "user" in fds:  # last: the others belong to the host's user namespace (see idmap.py)
+            I.IDMAP.join_userns(sc, fds["user"])
         pid = os.fork()
         if pid != 0:
             os.close(err_w)

@@ -17,6 +17,13 @@ class FakeSyscalls:
             self.calls.append((name, *args))
         return record
 
+    def _fd(self, name, *args):
+        self.calls.append((name, *args))
+        return 1000 + len(self.calls)  # a made-up fd, only ever handed back to this fake
+
+    def open_tree_clone(self, *args):
+        return self._fd("open_tree_clone", *args)
+
     def openpty(self):
         self.calls.append(("openpty",))
         import os

@@ -24,6 +24,7 @@ import termios
 from dataclasses import dataclass, field
 
 from nsbox.runtime import caps as C
+from nsbox.runtime import idmap as IDMAP
 from nsbox.runtime import linux as L
 from nsbox.runtime.defaults import DEFAULT_PATH, DEVICES
 
@@ -47,6 +48,7 @@ class InitIO:
     ns_fds: dict = field(default_factory=dict)  # namespace type -> fd opened by the monitor (setns targets)
     # the seccomp program, compiled by the monitor: libseccomp is out of reach after pivot_root
     seccomp: bytes | None = None
+    userns_fd: int = -1                 # the container's user namespace, made by the monitor (idmap.py)
 
 
 def wait_joined(fd: int) -> None:
@@ -100,7 +102,7 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
     flags = 0
     for ns in linux.get("namespaces", []):
         t = ns["type"]
-        if t == "pid":
+        if t in ("pid", "user"):  # user: joined last, see idmap.py
             continue
         if t in io.ns_fds:
             sc.setns(io.ns_fds[t], L.NS_FLAGS[t])
@@ -121,14 +123,17 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
     # 4. rootfs
     rootfs = cfg["RootfsPath"]
     plan = cfg["Rootfs"]
-    if plan["kind"] == "overlay":
+    userns = io.userns_fd
+    if userns >= 0:
+        mount_rootfs_idmapped(sc, plan, rootfs, userns, IDMAP.userns_root(linux))
+    elif plan["kind"] == "overlay":
         L.overlay_mount(sc, plan["lowerdirs"], plan["upper"], plan["work"], rootfs)
     else:
         sc.mount(plan["rootfs"], rootfs, None, L.MS_BIND | L.MS_REC)
 
     # 5. mounts, in spec order (proc, dev, sys... then the user's)
     for m in spec.get("mounts", []):
-        do_mount(sc, rootfs, m)
+        do_mount(sc, rootfs, m, userns, IDMAP.userns_root(linux))
     if "/dev" in [m["destination"] for m in spec.get("mounts", [])]:
         populate_dev(sc, rootfs, linux.get("devices"))
 
@@ -160,7 +165,8 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
 
     # 10. console or plain stdio
     if proc.get("terminal"):
-        setup_console(sc, io.console_sock, proc.get("consoleSize"))
+        setup_console(sc, io.console_sock, proc.get("consoleSize"),
+                      IDMAP.userns_root(linux) if userns >= 0 else None)
 
     # 11a. in our cgroups before user code can run or fork (no join race)
     if join is not None:
@@ -173,15 +179,19 @@ def _init(sc, cfg: dict, io: InitIO) -> None:
         env.append(f"HOME={home}")
     if not any(e.startswith("PATH=") for e in env):
         env.append(f"PATH={DEFAULT_PATH}")
+    if proc.get("oomScoreAdj") is not None:
+        sc.write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
+
+    # 11b. into the container's user namespace, as its root (everything host-owned is done)
+    if userns >= 0:
+        IDMAP.join_userns(sc, userns)
+
     cwd = proc.get("cwd") or "/"
     try:
         sc.makedirs(cwd)
         sc.chdir(cwd)
     except OSError as e:
         raise InitError("cwd", f"chdir to cwd (\"{cwd}\") set in config.json failed: {e.strerror}", 126) from None
-
-    if proc.get("oomScoreAdj") is not None:
-        sc.write_file("/proc/self/oom_score_adj", str(proc["oomScoreAdj"]))
 
     # 12. capabilities: drop the bounding set while we still have CAP_SETPCAP, keep caps across
     #     setuid, then set the final sets. A non-root user's caps vanish at execve, as in docker.
@@ -398,7 +408,19 @@ def safe_join(rootfs: str, dest: str) -> str:
     return cur
 
 
-def do_mount(sc, rootfs: str, m: dict) -> None:
+def mount_rootfs_idmapped(sc, plan: dict, rootfs: str, userns_fd: int, root: tuple[int, int]) -> None:
+    try:
+        if plan.get("idshift") == "chown":  # already owned by the container's host ids
+            sc.mount(plan["rootfs"], rootfs, None, L.MS_BIND | L.MS_REC)
+        elif plan["kind"] == "overlay":
+            IDMAP.overlay_idmapped(sc, plan, rootfs, userns_fd, root)
+        else:
+            IDMAP.bind_idmapped(sc, plan["rootfs"], rootfs, userns_fd)
+    except OSError as e:
+        raise InitError("rootfs", f"idmapped rootfs for the user namespace: {e.strerror}") from None
+
+
+def do_mount(sc, rootfs: str, m: dict, userns_fd: int = -1, root: tuple[int, int] = (0, 0)) -> None:
     dest = safe_join(rootfs, m["destination"])
     mtype = m.get("type", "bind")
     options = m.get("options", [])
@@ -407,13 +429,19 @@ def do_mount(sc, rootfs: str, m: dict) -> None:
     is_bind = bool(flags & L.MS_BIND) or mtype == "bind"
     if is_bind:
         flags |= L.MS_BIND
-        if "nsbox-copyup" in options:
-            copy_up(dest, source)
-        if os.path.isdir(source):
-            sc.makedirs(dest)
+        idmapped = userns_fd >= 0 and "nsbox-idmap" in options
+        if "nsbox-chown" in options:  # a user namespace without idmapped mounts (idmap.py)
+            with IDMAP.FsIdentity(sc, *root):
+                if "nsbox-copyup" in options:
+                    copy_up(dest, source)
+            IDMAP.claim_volume(source, root)
+        elif "nsbox-copyup" in options:
+            copy_up(dest, source, root if idmapped else (0, 0))
+        IDMAP.make_target(sc, dest, os.path.isdir(source), userns_fd, root)
+        if idmapped:
+            IDMAP.bind_idmapped(sc, source, dest, userns_fd)
         else:
-            sc.touch(dest)
-        sc.mount(source, dest, None, L.MS_BIND | (flags & L.MS_REC))
+            sc.mount(source, dest, None, L.MS_BIND | (flags & L.MS_REC))
         # MS_BIND|MS_RDONLY in one call is silently read-write: remount the bind
         rest = flags & (L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
         if rest:
@@ -421,7 +449,7 @@ def do_mount(sc, rootfs: str, m: dict) -> None:
             if flags & L.MS_RDONLY and flags & L.MS_REC:
                 sc.mount_setattr_rdonly(dest, True)
     else:
-        sc.makedirs(dest)
+        IDMAP.make_target(sc, dest, True, userns_fd, root)
         sc.mount(source, dest, mtype, flags, ",".join(data) or None)
     for o in options:
         if o in _PROPAGATION:
@@ -429,8 +457,12 @@ def do_mount(sc, rootfs: str, m: dict) -> None:
             sc.mount(None, dest, None, p | (L.MS_REC if o.startswith("r") else 0))
 
 
-def copy_up(dest: str, volume_dir: str) -> None:
-    """A fresh named volume takes the image's content at its mount point, as docker does."""
+def copy_up(dest: str, volume_dir: str, shift: tuple[int, int] = (0, 0)) -> None:
+    """A fresh named volume takes the image's content at its mount point, as docker does.
+
+    shift: the host ids of the container's root when both dest and the volume are seen through
+    its user namespace's idmapping; the volume then stores the container's own ids on disk.
+    """
     if not os.path.isdir(dest) or os.listdir(volume_dir):
         return
     import shutil
@@ -441,7 +473,7 @@ def copy_up(dest: str, volume_dir: str) -> None:
         else:
             shutil.copy2(s, d, follow_symlinks=False)
     st = os.stat(dest)
-    os.chown(volume_dir, st.st_uid, st.st_gid)
+    os.chown(volume_dir, max(st.st_uid - shift[0], 0), max(st.st_gid - shift[1], 0))
     os.chmod(volume_dir, stat.S_IMODE(st.st_mode))
 
 
@@ -480,9 +512,13 @@ def mask_path(sc, path: str) -> None:
         sc.mount("/dev/null", path, None, L.MS_BIND)
 
 
-def setup_console(sc, console_sock: int, size: dict | None) -> None:
-    """Open the pty from the container's own devpts and send the master to the monitor."""
+def setup_console(sc, console_sock: int, size: dict | None, owner: tuple[int, int] | None = None) -> None:
+    """Open the pty from the container's own devpts and send the master to the monitor.
+
+    owner: host ids of the container's root, which must own the terminal it will use."""
     master, slave = sc.openpty()
+    if owner is not None:
+        os.fchown(slave, owner[0], -1)
     if size:
         fcntl.ioctl(slave, termios.TIOCSWINSZ,
                     struct.pack("HHHH", int(size.get("height", 24)), int(size.get("width", 80)), 0, 0))

@@ -56,9 +56,12 @@ PR_SET_SECCOMP = 22
 PR_SET_DUMPABLE = 4
 
 # x86_64 syscall numbers
+SYS_setfsuid = 122
+SYS_setfsgid = 123
 SYS_pivot_root = 155
 SYS_capset = 126
 SYS_seccomp = 317
+SYS_open_tree = 428
 SYS_move_mount = 429
 SYS_fsopen = 430
 SYS_fsconfig = 431
@@ -66,8 +69,14 @@ SYS_fsmount = 432
 SYS_mount_setattr = 442
 
 MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_IDMAP = 0x00100000
 AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+PR_SET_SECUREBITS = 28
+SECBIT_NO_SETUID_FIXUP = 1 << 2
 
 _lib = None
 
@@ -120,6 +129,25 @@ class Syscalls:
                                ffi.cast("unsigned int", flags), attr,
                                ffi.cast("size_t", ffi.sizeof("struct mount_attr"))),
                "mount_setattr", path)
+
+    # --- idmapped mounts: a detached copy of a tree whose ids are shifted by a user namespace
+    def open_tree_clone(self, path: str, recursive: bool = False) -> int:
+        p = _s(path)
+        flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+        return _check(_libc().syscall(SYS_open_tree, ffi.cast("int", AT_FDCWD), p, ffi.cast("unsigned int", flags)),
+                      "open_tree", path)
+
+    def mount_setattr_idmap(self, mount_fd: int, userns_fd: int, recursive: bool = False) -> None:
+        attr = ffi.new("struct mount_attr *", {"attr_set": MOUNT_ATTR_IDMAP, "userns_fd": userns_fd})
+        empty = _s("")
+        flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+        _check(_libc().syscall(SYS_mount_setattr, ffi.cast("int", mount_fd), empty, ffi.cast("unsigned int", flags),
+                               attr, ffi.cast("size_t", ffi.sizeof("struct mount_attr"))), "mount_setattr", "idmap")
+
+    def setfsids(self, uid: int, gid: int) -> None:
+        """The ids new files get; keeps capabilities only under SECBIT_NO_SETUID_FIXUP."""
+        _libc().syscall(SYS_setfsgid, ffi.cast("unsigned int", gid))
+        _libc().syscall(SYS_setfsuid, ffi.cast("unsigned int", uid))
 
     def prctl(self, option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
         return _check(_libc().prctl(option, a2, a3, a4, a5), "prctl", option)
@@ -216,6 +244,9 @@ class _FileOps:
             os.write(fd, data.encode())
         finally:
             os.close(fd)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
 
     def makedirs(self, path: str) -> None:
         os.makedirs(path, mode=0o755, exist_ok=True)

@@ -163,6 +163,14 @@ class Monitor:
                 else:
                     ns_fds[ns["type"]] = fd
         new_pid = any(n["type"] == "pid" and not n.get("path") for n in spec["linux"]["namespaces"])
+        userns_fd = -1
+        if spec["linux"].get("uidMappings"):
+            from nsbox.runtime import idmap
+            try:  # made (and its maps written) before PID 1 exists; PID 1 joins it last
+                userns_fd = idmap.create_userns(sc, spec["linux"]["uidMappings"], spec["linux"]["gidMappings"])
+            except OSError as e:
+                self._close_all(ns_fds.values())
+                return {"stage": "namespaces", "code": 125, "error": f"user namespace: {e.strerror or e}"}
 
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         # we move the child into its cgroups while it sets itself up, and tell it on this pipe
@@ -211,10 +219,13 @@ class Monitor:
                     os.dup2(out_w, 1)
                     os.dup2(errs_w, 2)
                     console = -1
+                if cg_w >= 0:
+                    os.close(cg_w)
                 # nothing of the monitor's (logs, sockets, the host pid namespace) goes in with us
-                sc.close_fds_except(err_w, cg_r, console, *ns_fds.values())
+                sc.close_fds_except(err_w, cg_r, console, userns_fd, *ns_fds.values())
                 io = I.InitIO(error_fd=err_w, console_sock=console, seccomp=bpf,
-                              join_cgroup=(lambda: I.wait_joined(cg_r)) if cg_r >= 0 else None, ns_fds=ns_fds)
+                              join_cgroup=(lambda: I.wait_joined(cg_r)) if cg_r >= 0 else None, ns_fds=ns_fds,
+                              userns_fd=userns_fd)
                 I.run(sc, self.cfg, io)
             finally:
                 os._exit(1)
@@ -224,6 +235,8 @@ class Monitor:
         if pid_path is not None:
             os.close(pid_path)
         self._close_all(ns_fds.values())
+        if userns_fd >= 0:
+            os.close(userns_fd)
         os.close(err_w)
         self.pid = pid
         join_error = None

@@ -90,6 +90,7 @@ class PodCreateOptions:
     cpus: str | None = None
     memory: str | None = None
     network: str = ""
+    userns: str | None = None           # the infra's; None: the root's default
 
 
 class PodStore:
@@ -345,7 +346,7 @@ def create_pod(paths: Paths, opts: PodCreateOptions) -> tuple[Pod, list[str]]:
         req = ContainerRequest(
             image=pod.infra_image, name=f"{pid[:12]}-infra", hostname=pod.hostname,
             network=network if "net" in shared else "none", publish=list(opts.publish),
-            labels=[f"io.nsbox.pod={pid}"])
+            labels=[f"io.nsbox.pod={pid}"], userns=opts.userns)
         rec, w = eng.create(req)
         warnings += w
         pod.infra_id = rec.id

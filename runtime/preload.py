@@ -40,7 +40,7 @@ PRELOAD = (
     "nsbox.cli.main", "nsbox.cli.common", "nsbox.cli.container", "nsbox.cli.format", "nsbox.cli.pod",
     "nsbox.cli.image", "nsbox.cli.network", "nsbox.cli.resources", "nsbox.cli.volume", "nsbox.cli.system",
     "nsbox.runtime.engine", "nsbox.runtime.monitor", "nsbox.runtime.init", "nsbox.runtime.seccomp",
-    "nsbox.runtime.seccomp_bpf",
+    "nsbox.runtime.seccomp_bpf", "nsbox.runtime.userns",
     "nsbox.runtime.create", "nsbox.runtime.specgen", "nsbox.runtime.client", "nsbox.runtime.logs",
     "nsbox.runtime.execute", "nsbox.runtime.pods", "nsbox.runtime.volumes", "nsbox.runtime.netglue",
     "nsbox.runtime.cgroups", "nsbox.runtime.cgroups.v1", "nsbox.runtime.cgroups.v2",

@@ -57,6 +57,9 @@ class ContainerRequest:
     oom_score_adj: int | None = None
     security_opts: list[str] = field(default_factory=list)
     console_size: tuple[int, int] | None = None    # rows, cols
+    userns: str | None = None                       # None: the root's default (runtime/userns.py)
+    uidmap: list[str] = field(default_factory=list)
+    gidmap: list[str] = field(default_factory=list)
 
 
 # --- environment -----------------------------------------------------------
@@ -165,7 +168,8 @@ def parse_volume(spec: str) -> VolumeSpec:
     if not dst.startswith("/") or dst == "/":
         raise InvalidArgument(f"invalid volume specification: '{spec}': invalid mount config: "
                               "destination must be an absolute path other than /") if dst == "/" else bad
-    valid_opts = {"ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave", "nocopy"}
+    valid_opts = {"ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave", "nocopy",
+                  "idmap"}
     for o in opts:
         if o not in valid_opts:
             raise InvalidArgument(f"invalid mode: {o}")

@@ -9,6 +9,7 @@
 #   1. apt packages nsbox needs at runtime and for the tests (apt-get update only if one is missing)
 #   2. the venv /opt/nsbox/venv from /usr/bin/python3, with `pip install -e "$REPO[test]"`
 #      (skipped when the venv already imports nsbox from $REPO with the same pyproject.toml)
+#   2c. the system user `nsbox` with subordinate ids in /etc/subuid and /etc/subgid (--userns auto)
 #   3. /usr/local/bin/nsbox -> /opt/nsbox/venv/bin/nsbox (unless --no-link)
 #   (2b: link-source.sh swaps setuptools' editable import hook for a plain path entry: faster starts)
 #
@@ -91,6 +92,16 @@ else
     echo "$want" > "$STAMP"
 fi
 sh "$REPO/vagrant/link-source.sh" "$REPO" "$VENV"
+
+# ---- 2c. the user whose subordinate ids `--userns auto` hands out ----------------------------------
+# Like podman's `containers` user: a system account nobody logs in as; /etc/subuid and /etc/subgid
+# grant it ids [2^30, 2^31 - 1), clear of rootless users' usual ranges (100000 + 65536 k) and of
+# podman's 2147483647:2147483648. Left alone when it already has ranges.
+getent passwd nsbox >/dev/null || useradd --system --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin nsbox
+for f in /etc/subuid /etc/subgid; do
+    grep -q '^nsbox:' "$f" 2>/dev/null || { echo "nsbox:1073741824:1073741823" >> "$f"; log "added nsbox to $f"; }
+done
 
 # ---- 3. /usr/local/bin/nsbox -------------------------------------------------------------------
 if [ $LINK = 1 ] && [ "$(readlink /usr/local/bin/nsbox 2>/dev/null)" != "$VENV/bin/nsbox" ]; then
