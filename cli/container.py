@@ -538,8 +538,12 @@ def top(ctx: CliContext, container, ps_args):
 @pass_cli
 def cp(ctx: CliContext, archive, follow_link, src, dest):
     """Copy files/folders between a container and the local filesystem."""
+    from nsbox.cli.common import warn
     from nsbox.runtime.copy import copy
-    copy(_engine(ctx), src, dest, follow_link=follow_link)
+    skipped = copy(_engine(ctx), src, dest, follow_link=follow_link, archive=archive)
+    if skipped:
+        warn(f"not copied: {len(skipped)} device node(s) or socket(s) ({', '.join(skipped[:3])}"
+             f"{', ...' if len(skipped) > 3 else ''})")
 
 
 @click.command()
