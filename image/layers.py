@@ -247,36 +247,31 @@ class LayerStore:
 
 
 def _tar_upper(tar, upper: str) -> None:
-    _walk_dir(tar, upper, "")
+    """Depth-first so a directory's entry precedes its children (and its opaque marker).
 
-
-def _walk_dir(tar, upper: str, rel: str) -> None:
-    """Depth-first so a directory's entry precedes its children (and its opaque marker)."""
+    Walked by fds (runtime/inroot.py): a running container can swap any of its directories
+    for a symlink while we read, and the walk must still never leave the upper dir.
+    """
     import tarfile
-    for name in sorted(os.listdir(os.path.join(upper, rel))):
-        child = os.path.join(rel, name)
-        full = os.path.join(upper, child)
-        st = os.lstat(full)
-        if wh.is_overlay_whiteout(st):
-            ti = tarfile.TarInfo(os.path.join(rel, wh.WH_PREFIX + name))
-            ti.mtime = int(st.st_mtime)
-            tar.addfile(ti)
-            continue
-        ti = tar.gettarinfo(full, arcname=child)
-        ti.uname = ti.gname = ""
-        try:
-            cap = os.getxattr(full, "security.capability", follow_symlinks=False)
-            ti.pax_headers["SCHILY.xattr.security.capability"] = cap.decode("utf-8", "surrogateescape")
-        except OSError:
-            pass
-        if ti.isreg():
-            with open(full, "rb") as f:
-                tar.addfile(ti, f)
-        else:
-            tar.addfile(ti)
-        if stat.S_ISDIR(st.st_mode):
-            if wh.is_opaque(full):
-                op = tarfile.TarInfo(os.path.join(child, wh.WH_OPAQUE))
+    from nsbox.runtime import inroot
+    links: dict = {}
+    top = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for node in inroot.walk(top):
+            st = node.st
+            rel = os.path.dirname(node.rel)
+            if wh.is_overlay_whiteout(st):
+                ti = tarfile.TarInfo(os.path.join(rel, wh.WH_PREFIX + node.name))
+                ti.mtime = int(st.st_mtime)
+                tar.addfile(ti)
+                continue
+            ti = inroot.tarinfo(node, node.rel)
+            if ti is None:
+                continue
+            inroot.add_node(tar, node, ti, links, file_caps=True)
+            if node.fd is not None and wh.is_opaque(node.fd):
+                op = tarfile.TarInfo(os.path.join(node.rel, wh.WH_OPAQUE))
                 op.mtime = int(st.st_mtime)
                 tar.addfile(op)
-            _walk_dir(tar, upper, child)
+    finally:
+        os.close(top)

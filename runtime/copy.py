@@ -78,16 +78,10 @@ def _into(src: inroot.Entry, dst: inroot.Entry, name: str, opts, label: str) -> 
 
 
 def _children(src: inroot.Entry, dst: inroot.Entry, opts, label: str) -> None:
-    sfd, dfd = _open_dir(src), _open_dir(dst)
+    dfd = _open_dir(dst)
     try:
-        for name in sorted(os.listdir(sfd)):
-            try:
-                st = os.stat(name, dir_fd=sfd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            inroot.copy_entry(inroot.Entry(sfd, name, st, name), dfd, name, opts, f"{label.rstrip('/')}/{name}")
+        inroot.copy_children(src, dfd, opts, label)
     finally:
-        os.close(sfd)
         os.close(dfd)
 
 

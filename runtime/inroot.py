@@ -127,6 +127,20 @@ def copy_entry(src: Entry, dst_dirfd: int, dst_name: str, opts: CopyOptions, lab
     _copy(src.dirfd, src.name, src.st, dst_dirfd, dst_name, opts, label)
 
 
+def copy_children(src: Entry, dst_dirfd: int, opts: CopyOptions, label: str) -> None:
+    """Copy what the directory src holds into dst_dirfd (docker's `SRC/.`)."""
+    sfd = os.open(src.name, _DIR, dir_fd=src.dirfd)
+    try:
+        for name in sorted(os.listdir(sfd)):
+            try:
+                st = os.stat(name, dir_fd=sfd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            _copy(sfd, name, st, dst_dirfd, name, opts, f"{label.rstrip('/')}/{name}")
+    finally:
+        os.close(sfd)
+
+
 def _copy(sdir: int, sname: str, st: os.stat_result, ddir: int, dname: str, opts: CopyOptions,
           label: str) -> None:
     try:
@@ -265,7 +279,7 @@ def tarinfo(node: Node, arcname: str):
     ti = tarfile.TarInfo(arcname)
     ti.mode = stat.S_IMODE(st.st_mode)
     ti.uid, ti.gid = st.st_uid, st.st_gid
-    ti.mtime = int(st.st_mtime)
+    ti.mtime = st.st_mtime
     ti.uname = ti.gname = ""
     m = st.st_mode
     if stat.S_ISREG(m):
@@ -284,8 +298,9 @@ def tarinfo(node: Node, arcname: str):
     return ti
 
 
-def add_node(tar, node: Node, ti, links: dict) -> None:
-    """Append node to tar as ti; a regular file with more links is stored once, then as hard links."""
+def add_node(tar, node: Node, ti, links: dict, file_caps: bool = False) -> None:
+    """Append node to tar as ti; a regular file with more links is stored once, then as hard links.
+    file_caps: keep a file's security.capability xattr (an image layer's setcap binaries)."""
     import tarfile
     if ti.type != tarfile.REGTYPE:
         tar.addfile(ti)
@@ -300,6 +315,12 @@ def add_node(tar, node: Node, ti, links: dict) -> None:
     fd = open_file(node)
     if fd is None:
         return
+    if file_caps:
+        try:
+            cap = os.getxattr(fd, "security.capability")
+            ti.pax_headers["SCHILY.xattr.security.capability"] = cap.decode("utf-8", "surrogateescape")
+        except OSError:
+            pass
     with os.fdopen(fd, "rb") as f:
         ti.size = os.fstat(fd).st_size
         tar.addfile(ti, _Exactly(f, ti.size))
