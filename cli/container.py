@@ -191,7 +191,7 @@ def _each(ctx: CliContext, refs, action, echo=True) -> None:
 
     `action` returns what to print for the container, or None to print the ref itself.
     """
-    from nsbox.runtime.errors import NsboxError
+    from nsbox.runtime.errors import NsboxError, bounded
     engine = _engine(ctx)
     failed = False
     for ref in refs:
@@ -200,7 +200,7 @@ def _each(ctx: CliContext, refs, action, echo=True) -> None:
             if echo:
                 click.echo(ref if out is None else out)
         except NsboxError as e:
-            click.echo(f"Error response from daemon: {e}", err=True)
+            click.echo(f"Error response from daemon: {bounded(str(e))}", err=True)
             failed = True
     if failed:
         sys.exit(1)
