@@ -110,7 +110,10 @@ class Root:
 # ---------------------------------------------------------------- copying trees fd to fd
 @dataclass
 class CopyOptions:
-    keep_owner: bool = False          # cp -a; otherwise new files belong to the copier (root)
+    keep_owner: bool = False          # cp -a, COPY --from; otherwise new files belong to `owner` or the copier
+    owner: tuple[int, int] | None = None   # COPY --chown (and COPY's default 0:0)
+    chmod: int | None = None          # COPY --chmod
+    replace_dirs: bool = False        # a non-directory replaces a directory (docker build), or refuse (docker cp)
     skipped: list[str] = field(default_factory=list)   # devices and sockets: never copied
 
 
@@ -131,47 +134,63 @@ def copy_children(src: Entry, dst_dirfd: int, opts: CopyOptions, label: str) -> 
     """Copy what the directory src holds into dst_dirfd (docker's `SRC/.`)."""
     sfd = os.open(src.name, _DIR, dir_fd=src.dirfd)
     try:
-        for name in sorted(os.listdir(sfd)):
-            try:
-                st = os.stat(name, dir_fd=sfd, follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            _copy(sfd, name, st, dst_dirfd, name, opts, f"{label.rstrip('/')}/{name}")
+        _children(sfd, dst_dirfd, opts, label)
     finally:
         os.close(sfd)
 
 
+def _children(sfd: int, dfd: int, opts: CopyOptions, label: str) -> None:
+    for name in sorted(os.listdir(sfd)):
+        try:
+            st = os.stat(name, dir_fd=sfd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue   # gone while we copied (a running container)
+        _copy(sfd, name, st, dfd, name, opts, f"{label.rstrip('/')}/{name}")
+
+
 def _copy(sdir: int, sname: str, st: os.stat_result, ddir: int, dname: str, opts: CopyOptions,
           label: str) -> None:
+    dfd = place(sdir, sname, st, ddir, dname, opts, label)
+    if dfd is None:
+        return
+    try:
+        sfd = os.open(sname, _DIR, dir_fd=sdir)
+        try:
+            _children(sfd, dfd, opts, label)
+            _meta_fd(dfd, os.fstat(sfd), opts)   # after the children, which bumped its times
+        finally:
+            os.close(sfd)
+    finally:
+        os.close(dfd)
+
+
+def place(sdir: int, sname: str, st: os.stat_result, ddir: int, dname: str, opts: CopyOptions,
+          label: str) -> int | None:
+    """Copy ONE entry sdir/sname (lstat st) to ddir/dname, never following a link on either side.
+    A directory is made (or kept) and its open fd returned, for the caller to fill and close."""
     try:
         dst = os.stat(dname, dir_fd=ddir, follow_symlinks=False)
     except FileNotFoundError:
         dst = None
     if stat.S_ISDIR(st.st_mode):
-        sfd = os.open(sname, _DIR, dir_fd=sdir)
+        if dst is not None and not stat.S_ISDIR(dst.st_mode):
+            os.unlink(dname, dir_fd=ddir)
+            dst = None
+        if dst is None:
+            os.mkdir(dname, 0o700, dir_fd=ddir)
+        dfd = os.open(dname, _DIR, dir_fd=ddir)
         try:
-            fst = os.fstat(sfd)
-            if dst is not None and not stat.S_ISDIR(dst.st_mode):
-                os.unlink(dname, dir_fd=ddir)
-                dst = None
-            if dst is None:
-                os.mkdir(dname, 0o700, dir_fd=ddir)
-            dfd = os.open(dname, _DIR, dir_fd=ddir)
-            try:
-                for child in sorted(os.listdir(sfd)):
-                    try:
-                        cst = os.stat(child, dir_fd=sfd, follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue   # gone while we copied (a running container)
-                    _copy(sfd, child, cst, dfd, child, opts, f"{label.rstrip('/')}/{child}")
-                _meta_fd(dfd, fst, opts)
-            finally:
-                os.close(dfd)
-        finally:
-            os.close(sfd)
-        return
+            _meta_fd(dfd, st, opts)
+        except BaseException:
+            os.close(dfd)
+            raise
+        return dfd
     if dst is not None and stat.S_ISDIR(dst.st_mode):
-        raise CopyError(f"cannot overwrite directory {label} with non-directory")
+        if not opts.replace_dirs:
+            raise CopyError(f"cannot overwrite directory {label} with non-directory")
+        import shutil
+        shutil.rmtree(dname, dir_fd=ddir)
+        dst = None
     if stat.S_ISREG(st.st_mode):
         # O_NONBLOCK: if a fifo was swapped in, do not hang on it; fstat then tells
         sfd = os.open(sname, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
@@ -180,7 +199,7 @@ def _copy(sdir: int, sname: str, st: os.stat_result, ddir: int, dname: str, opts
             fst = os.fstat(sfd)
             if not stat.S_ISREG(fst.st_mode):
                 opts.skipped.append(label)
-                return
+                return None
             if dst is not None:
                 os.unlink(dname, dir_fd=ddir)
             dfd = os.open(dname, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
@@ -197,19 +216,22 @@ def _copy(sdir: int, sname: str, st: os.stat_result, ddir: int, dname: str, opts
         if dst is not None:
             os.unlink(dname, dir_fd=ddir)
         os.symlink(target, dname, dir_fd=ddir)
-        if opts.keep_owner:
-            os.chown(dname, st.st_uid, st.st_gid, dir_fd=ddir, follow_symlinks=False)
+        owner = _owner(st, opts)
+        if owner is not None:
+            os.chown(dname, *owner, dir_fd=ddir, follow_symlinks=False)
         os.utime(dname, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=ddir, follow_symlinks=False)
     elif stat.S_ISFIFO(st.st_mode):
         if dst is not None:
             os.unlink(dname, dir_fd=ddir)
         os.mkfifo(dname, stat.S_IMODE(st.st_mode) & 0o777, dir_fd=ddir)
-        if opts.keep_owner:
-            os.chown(dname, st.st_uid, st.st_gid, dir_fd=ddir, follow_symlinks=False)
+        owner = _owner(st, opts)
+        if owner is not None:
+            os.chown(dname, *owner, dir_fd=ddir, follow_symlinks=False)
     else:
         # device nodes would hand whoever reads them on the other side a device (a container
         # may mknod what the host kernel then opens for the copier); sockets cannot be copied
         opts.skipped.append(label)
+    return None
 
 
 def _copy_data(sfd: int, dfd: int) -> None:
@@ -226,10 +248,18 @@ def _copy_data(sfd: int, dfd: int) -> None:
             view = view[os.write(dfd, view):]
 
 
+def _owner(st: os.stat_result, opts: CopyOptions) -> tuple[int, int] | None:
+    if opts.owner is not None:
+        return opts.owner
+    return (st.st_uid, st.st_gid) if opts.keep_owner else None
+
+
 def _meta_fd(fd: int, st: os.stat_result, opts: CopyOptions) -> None:
-    if opts.keep_owner:
-        os.fchown(fd, st.st_uid, st.st_gid)
-    os.fchmod(fd, stat.S_IMODE(st.st_mode))   # after chown: chown clears setuid bits
+    owner = _owner(st, opts)
+    if owner is not None:
+        os.fchown(fd, *owner)
+    # after chown: chown clears setuid bits
+    os.fchmod(fd, stat.S_IMODE(st.st_mode) if opts.chmod is None else opts.chmod)
     os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
