@@ -10,21 +10,10 @@ import os
 
 import pytest
 
-from nsbox_testlib import wait_for
+from nsbox_testlib import tree_snapshot, wait_for
 
 pytestmark = pytest.mark.vm
 NONE = ("--network", "none")
-
-
-def _snapshot(d):
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(d):
-        for n in dirnames + filenames:
-            p = os.path.join(dirpath, n)
-            st = os.lstat(p)
-            data = open(p, "rb").read() if os.path.isfile(p) and not os.path.islink(p) else b""
-            out[os.path.relpath(p, d)] = (st.st_mode, st.st_mtime_ns, data)
-    return out
 
 
 def _setup_script(h):
@@ -68,10 +57,10 @@ def _check_refusal(nsbox, r):
 
 def test_cp_into_replaces_symlinks_and_never_writes_the_host(nsbox, bait, ctr):
     h, src, _ = bait
-    before = _snapshot(h)
+    before = tree_snapshot(h)
     nsbox.ok("cp", src / "evil", "c:/tmp/")           # the final name is a link to a host file
     nsbox.ok("cp", f"{src}/m/.", "c:/d2")             # a tree entry lands on a link to a host dir
-    assert _snapshot(h) == before
+    assert tree_snapshot(h) == before
     # docker's semantics inside the container: the links were replaced by what was copied
     nsbox.ok("cp", "c:/tmp/evil", src / "back-evil")
     assert (src / "back-evil").read_text() == "PWNED\n" and not os.path.islink(src / "back-evil")
@@ -83,10 +72,10 @@ def test_cp_into_replaces_symlinks_and_never_writes_the_host(nsbox, bait, ctr):
                                   "c:/lnk/sub/new"])
 def test_cp_into_through_links_and_dotdot_stays_inside(nsbox, bait, ctr, dest):
     h, src, _ = bait
-    before = _snapshot(h)
+    before = tree_snapshot(h)
     r = nsbox("cp", src / "evil", dest.format(h=h))
     _check_refusal(nsbox, r)   # each resolves to a path that does not exist in the container
-    assert _snapshot(h) == before
+    assert tree_snapshot(h) == before
 
 
 @pytest.mark.parametrize("args", [["-L", "c:/abs"], ["c:/lnk/secret"], ["-L", "c:/lnk/secret"],

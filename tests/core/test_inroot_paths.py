@@ -10,6 +10,8 @@ import tarfile
 
 import pytest
 
+from nsbox_testlib import tree_snapshot
+
 pytestmark = pytest.mark.vm
 NONE = ("--network", "none")
 
@@ -21,10 +23,6 @@ def host_only(tmp_path):
     (h / "secret").write_text("HOST-SECRET\n")
     (h / "sub" / "deep").write_text("HOST-SECRET\n")
     return h
-
-
-def _snapshot(d):
-    return sorted((str(p), p.lstat().st_mtime_ns, p.read_bytes() if p.is_file() else b"") for p in d.rglob("*"))
 
 
 def _links(h):
@@ -44,7 +42,7 @@ def _no_secret_in_tar(data: bytes, h) -> dict:
 @pytest.mark.parametrize("running", [True, False])
 def test_export_stores_links_never_host_files(nsbox, host_only, running):
     h = host_only
-    before = _snapshot(h)
+    before = tree_snapshot(h)
     if running:
         nsbox.ok("run", "-d", *NONE, "--name", "e", "busybox", "sh", "-c", _links(h) + "; touch /ready; sleep 600")
         from nsbox_testlib import wait_for
@@ -56,7 +54,7 @@ def test_export_stores_links_never_host_files(nsbox, host_only, running):
     assert members["dir/s"].issym() and members["dir/s"].linkname == f"{h}/secret"
     assert members["dir/d/sub"].issym() and members["hd"].issym()
     assert not any(n.startswith(("dir/hd/", "hd/", "dir/d/sub/")) for n in members)
-    assert _snapshot(h) == before
+    assert tree_snapshot(h) == before
 
 
 def _export(nsbox, ref) -> bytes:
@@ -69,7 +67,7 @@ def _export(nsbox, ref) -> bytes:
 
 def test_commit_stores_links_never_host_files(nsbox, host_only):
     h = host_only
-    before = _snapshot(h)
+    before = tree_snapshot(h)
     nsbox.ok("run", *NONE, "--name", "cm", "busybox", "sh", "-c", _links(h))
     nsbox.ok("commit", "cm", "linked:v1")
     out = nsbox.ok("run", "--rm", *NONE, "linked:v1", "sh", "-c",
@@ -79,12 +77,12 @@ def test_commit_stores_links_never_host_files(nsbox, host_only):
     from nsbox_testlib import NSBOX_BIN
     saved = subprocess.run([NSBOX_BIN, "save", "linked:v1"], env=nsbox.env, capture_output=True, timeout=120)
     assert saved.returncode == 0 and b"HOST-SECRET" not in saved.stdout
-    assert _snapshot(h) == before
+    assert tree_snapshot(h) == before
 
 
 def test_copy_from_a_stage_of_host_links_copies_links(nsbox, host_only, tmp_path):
     h = host_only
-    before = _snapshot(h)
+    before = tree_snapshot(h)
     d = tmp_path / "ctx"
     d.mkdir()
     (d / "Dockerfile").write_text(
@@ -101,13 +99,13 @@ def test_copy_from_a_stage_of_host_links_copies_links(nsbox, host_only, tmp_path
         r = nsbox("build", "-t", "cpfrom-bad", d)
         assert r.returncode != 0 and "HOST-SECRET" not in r.stdout + r.stderr
         assert str(nsbox.root) not in r.stderr
-    assert _snapshot(h) == before
+    assert tree_snapshot(h) == before
 
 
 @pytest.mark.parametrize("mountpoint", ["/data", "/via/data", "/rel/data"])
 def test_volume_copy_up_through_a_linked_mount_point_stays_inside(nsbox, host_only, mountpoint):
     h = host_only
-    before = _snapshot(h)
+    before = tree_snapshot(h)
     up = "../" * 10
     nsbox.ok("run", *NONE, "--name", "img", "busybox", "sh", "-c",
              f"ln -s {h} /data; mkdir /via; ln -s {h} /via/data; mkdir /rel; ln -s {up}{str(h).lstrip('/')} /rel/data")
@@ -116,7 +114,7 @@ def test_volume_copy_up_through_a_linked_mount_point_stays_inside(nsbox, host_on
     out = nsbox.ok("run", "--rm", *NONE, "-v", f"{vol}:{mountpoint}", "linkedmp", "sh", "-c",
                    f"ls -A {mountpoint}; cat {mountpoint}/secret 2>/dev/null; touch {mountpoint}/made; true")
     assert "HOST-SECRET" not in out and out.split() == []
-    assert _snapshot(h) == before
+    assert tree_snapshot(h) == before
     # the volume was mounted where the link points inside the container, and holds only what it made
     assert nsbox.ok("run", "--rm", *NONE, "-v", f"{vol}:/v", "busybox", "ls", "-A", "/v").split() == ["made"]
     nsbox.ok("volume", "rm", vol)
