@@ -91,14 +91,16 @@ class Root:
                 parent, name = p, "."
             pfd = self.open(parent or ".", os.O_PATH | os.O_DIRECTORY)
             try:
-                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
-            except FileNotFoundError:
-                st = None
+                try:
+                    st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    st = None
+                target = os.readlink(name, dir_fd=pfd) if follow and st is not None and stat.S_ISLNK(st.st_mode) \
+                    else None
             except BaseException:
                 os.close(pfd)
                 raise
-            if follow and st is not None and stat.S_ISLNK(st.st_mode):
-                target = os.readlink(name, dir_fd=pfd)
+            if target is not None:
                 os.close(pfd)
                 p = self.norm(target if target.startswith("/") else posixpath.join(parent, target))
                 continue

@@ -98,3 +98,13 @@ def test_cp_out_of_a_tree_of_host_links_copies_links_not_host_files(nsbox, bait,
             assert os.path.islink(p), p      # docker: -L follows SRC_PATH only; links inside stay links
             assert os.readlink(p).startswith(str(h))
     assert sorted(os.listdir(tmp / "out")) == ["hd", "s"]
+
+
+def test_cp_never_copies_device_nodes_the_container_made(nsbox, tmp_path):
+    # container root has CAP_MKNOD: a node it makes would be opened by the host-side copier,
+    # with the host's privileges and outside the container's device cgroup
+    nsbox.ok("run", *NONE, "--name", "dv", "busybox", "sh", "-c",
+             "mkdir /d; mknod /d/null c 1 3; echo ok > /d/f")
+    r = nsbox("cp", "dv:/d", tmp_path / "out")
+    assert r.returncode == 0 and "not copied: 1 device node(s) or socket(s)" in r.stderr and "out/null" in r.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["f"]
