@@ -82,13 +82,20 @@ def _mkdirs(root: inroot.Root, path: str, owner: tuple[int, int] | None) -> None
 def copy_tree(ctx: Context, src: Source, root: inroot.Root, image_target: str, owner, chmod) -> None:
     """Copy a file, or a directory's contents, to `image_target` (a path inside the image).
 
-    Every target is opened through runtime/inroot.py: its parents resolve inside the image and
-    its own name is never followed, so a symlink the image has under the destination (say
-    /app/sub -> /etc) never makes the host kernel write outside the rootfs.
+    Both ends are opened through runtime/inroot.py: parents resolve inside the image (and
+    inside the context or the --from stage), and names are never followed, so a symlink under
+    the destination (say /app/sub -> /etc) or in the source never reaches a host file.
     """
+    with inroot.Root.at(ctx.root) as sroot:
+        _copy_tree(ctx, sroot, src, root, image_target, owner, chmod)
+
+
+def _copy_tree(ctx: Context, sroot: inroot.Root, src: Source, root: inroot.Root, image_target: str, owner,
+               chmod) -> None:
     opts = inroot.CopyOptions(keep_owner=owner is None, owner=owner, chmod=chmod, replace_dirs=True)
     dirs: list[tuple[str, os.stat_result, bool]] = []
-    for rel, path, st in ctx.walk(src):
+    base = "" if src.rel == "." else src.rel
+    for rel, _path, st in ctx.walk(src):
         if not rel and stat.S_ISDIR(st.st_mode):
             with root.locate(image_target, follow=True) as e:
                 if e.st is None:
@@ -97,12 +104,13 @@ def copy_tree(ctx: Context, src: Source, root: inroot.Root, image_target: str, o
             dirs.append((image_target, st, True))   # docker: the dest dir takes the source dir's mtime
             continue
         target = posixpath.join(image_target, rel) if rel else image_target
-        sdir = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
+        # the walk's own path is only a name list: the entry is reopened in the source's root
+        # (the top one following links there, as docker does, the rest never)
+        with sroot.locate(posixpath.join(base, rel) if rel else (base or "/"), follow=not rel) as s:
+            if s.st is None:
+                continue   # gone since the walk listed it
             with root.locate(target) as e:
-                fd = inroot.place(sdir, os.path.basename(path), st, e.dirfd, e.name, opts, target)
-        finally:
-            os.close(sdir)
+                fd = inroot.place(s.dirfd, s.name, s.st, e.dirfd, e.name, opts, target)
         if fd is not None:
             os.close(fd)
             dirs.append((target, st, False))
