@@ -195,7 +195,7 @@ def _each(ctx: CliContext, refs, action, echo=True) -> None:
 
     `action` returns what to print for the container, or None to print the ref itself.
     """
-    from nsbox.runtime.errors import NsboxError
+    from nsbox.runtime.errors import NsboxError, bounded
     engine = _engine(ctx)
     failed = False
     for ref in refs:
@@ -204,7 +204,7 @@ def _each(ctx: CliContext, refs, action, echo=True) -> None:
             if echo:
                 click.echo(ref if out is None else out)
         except NsboxError as e:
-            click.echo(f"Error response from daemon: {e}", err=True)
+            click.echo(f"Error response from daemon: {bounded(str(e))}", err=True)
             failed = True
     if failed:
         sys.exit(1)
@@ -542,8 +542,12 @@ def top(ctx: CliContext, container, ps_args):
 @pass_cli
 def cp(ctx: CliContext, archive, follow_link, src, dest):
     """Copy files/folders between a container and the local filesystem."""
+    from nsbox.cli.common import warn
     from nsbox.runtime.copy import copy
-    copy(_engine(ctx), src, dest, follow_link=follow_link)
+    skipped = copy(_engine(ctx), src, dest, follow_link=follow_link, archive=archive)
+    if skipped:
+        warn(f"not copied: {len(skipped)} device node(s) or socket(s) ({', '.join(skipped[:3])}"
+             f"{', ...' if len(skipped) > 3 else ''})")
 
 
 @click.command()

@@ -195,7 +195,7 @@ def image_inspect(cli, fmt, refs):
 @pass_cli
 def rmi(cli, force, refs):
     """Remove one or more images."""
-    from nsbox.runtime.errors import NsboxError
+    from nsbox.runtime.errors import NsboxError, bounded
     st = _store(cli)
     err = None
     for r in refs:
@@ -203,7 +203,7 @@ def rmi(cli, force, refs):
             for line in st.remove(r, force=force):
                 click.echo(line)
         except NsboxError as e:
-            click.echo(f"Error response from daemon: {e}", err=True)
+            click.echo(f"Error response from daemon: {bounded(str(e))}", err=True)
             err = e
     if err:
         raise SystemExit(1)

@@ -79,14 +79,14 @@ def cli(ctx: click.Context, root: str | None, runroot: str | None, debug: bool) 
 
 def run(argv: list[str] | None = None) -> int:
     """One command; returns its exit code. The only place errors become exit codes."""
-    from nsbox.runtime.errors import ContainerExit, NsboxError
+    from nsbox.runtime.errors import ContainerExit, NsboxError, bounded
 
     try:
         cli.main(args=argv, prog_name="nsbox", standalone_mode=False)
     except ContainerExit as e:
         return e.code if e.code >= 0 else 255
     except NsboxError as e:
-        click.echo(f"Error: {e}", err=True)
+        click.echo(f"Error: {bounded(str(e))}", err=True)
         return e.exit_code
     except click.exceptions.Abort:
         return 130
@@ -96,7 +96,7 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     except click.ClickException as e:
         # bad flags and usage: docker answers 125
-        click.echo(f"Error: {e.format_message()}", err=True)
+        click.echo(f"Error: {bounded(e.format_message())}", err=True)
         return 125
     except KeyboardInterrupt:
         return 130
@@ -105,7 +105,7 @@ def run(argv: list[str] | None = None) -> int:
     except OSError as e:
         if os.environ.get("NSBOX_DEBUG"):
             raise
-        click.echo(f"Error: {e}", err=True)
+        click.echo(f"Error: {bounded(str(e))}", err=True)
         return 125
     except SystemExit as e:  # click's --help/--version, a verb's own sys.exit
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

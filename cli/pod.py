@@ -16,7 +16,7 @@ def _store(ctx: CliContext):
 
 def _each(ctx: CliContext, refs, all_: bool, action) -> None:
     """podman's multi-pod verbs: do each, report each failure, exit 125 if any failed."""
-    from nsbox.runtime.errors import InvalidArgument, NsboxError
+    from nsbox.runtime.errors import InvalidArgument, NsboxError, bounded
     store = _store(ctx)
     if all_ and refs:
         raise InvalidArgument("--all and pod names cannot be used together")
@@ -29,14 +29,14 @@ def _each(ctx: CliContext, refs, all_: bool, action) -> None:
             try:
                 pods.append(store.get(ref))
             except NsboxError as e:
-                click.echo(f"Error: {e}", err=True)
+                click.echo(f"Error: {bounded(str(e))}", err=True)
                 failed = True
     for pod in pods:
         try:
             action(pod)
             click.echo(pod.id)
         except NsboxError as e:
-            click.echo(f"Error: {pod.name}: {e}", err=True)
+            click.echo(f"Error: {bounded(f'{pod.name}: {e}')}", err=True)
             failed = True
     if failed:
         sys.exit(125)

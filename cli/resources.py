@@ -38,7 +38,7 @@ def _engine(ctx: CliContext):
 @pass_cli
 def update(ctx: CliContext, restart, containers, **flags):
     """Update configuration of one or more containers."""
-    from nsbox.runtime.errors import NsboxError
+    from nsbox.runtime.errors import NsboxError, bounded
     from nsbox.runtime.resources_ops import UpdateRequest, update_container, validate_update
     req = UpdateRequest(flags={k: v for k, v in flags.items() if v is not None}, restart=restart)
     validate_update(req)  # bad values: one line, exit 125, no container touched
@@ -58,7 +58,7 @@ def update(ctx: CliContext, restart, containers, **flags):
         click.echo(ref)
     if errors:
         for e in errors:
-            click.echo(f"Error response from daemon: {e}", err=True)
+            click.echo(f"Error response from daemon: {bounded(str(e))}", err=True)
         sys.exit(1)
 
 

@@ -13,10 +13,19 @@ from nsbox.image.graphdriver import COPY, RootfsPlan
 
 
 def _tar_tree(root: str, fd: int) -> None:
-    with os.fdopen(fd, "wb", closefd=False) as out, \
-            tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for name in sorted(os.listdir(root)):
-            tar.add(os.path.join(root, name), arcname=name, recursive=True)
+    """Walked by fds (runtime/inroot.py): a link the container swaps in is stored, never followed."""
+    from nsbox.runtime import inroot
+    links: dict = {}
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as out, \
+                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for node in inroot.walk(top):
+                ti = inroot.tarinfo(node, node.rel)
+                if ti is not None:
+                    inroot.add_node(tar, node, ti, links)
+    finally:
+        os.close(top)
 
 
 class ExportStream:

@@ -132,6 +132,9 @@ class _HashingWriter:
         return self.f.write(b)
 
 
+_SKIPPED = "skipped-devices.json"   # next to a layer's diff/: what its extraction left out
+
+
 class LayerStore:
     def __init__(self, root: str, warn=None):
         self.root = root
@@ -202,10 +205,16 @@ class LayerStore:
         os.makedirs(d, exist_ok=True)
         return d
 
-    def ensure_extracted(self, diff_id: str) -> str:
+    def ensure_extracted(self, diff_id: str, warn_again: bool = False) -> str:
+        """The layer's directory, extracted once. Device nodes it skips are warned about then, and
+        with warn_again also when it already was (every new image made of it says so: an
+        `import` of the same tar twice must not be silent the second time)."""
         final = self.layer_dir(diff_id)
         if os.path.isdir(final):
+            if warn_again:
+                self._warn_devices(diff_id, self._skipped_record(diff_id))
             return final
+        import json
         import shutil
         import tempfile
         from nsbox.image import tarsafe
@@ -215,9 +224,9 @@ class LayerStore:
             with open(self.blob_path(diff_id), "rb") as f:
                 res = tarsafe.extract(f, os.path.join(tmp, "diff"), mode="layer")
             if res.skipped_devices:
-                self.warn(f"layer {diff_id[7:19]}: skipped {len(res.skipped_devices)} device node(s) "
-                          f"({', '.join(res.skipped_devices[:3])}{', ...' if len(res.skipped_devices) > 3 else ''}): "
-                          "containers get their own /dev, and image device nodes would expose host devices")
+                with open(os.path.join(tmp, _SKIPPED), "w") as f:
+                    json.dump(res.skipped_devices[:100], f)
+            self._warn_devices(diff_id, res.skipped_devices)
             try:
                 os.rename(tmp, os.path.dirname(final))
             except OSError:
@@ -228,6 +237,20 @@ class LayerStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+    def _skipped_record(self, diff_id: str) -> list[str]:
+        import json
+        try:
+            with open(os.path.join(os.path.dirname(self.layer_dir(diff_id)), _SKIPPED)) as f:
+                return [str(n) for n in json.load(f)]
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def _warn_devices(self, diff_id: str, names: list[str]) -> None:
+        if names:
+            self.warn(f"layer {diff_id[7:19]}: skipped {len(names)} device node(s) "
+                      f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''}): "
+                      "containers get their own /dev, and image device nodes would expose host devices")
 
     def apply_into(self, diff_id: str, rootfs: str) -> None:
         """Copy driver: apply one layer tar (whiteouts delete) onto a flat rootfs."""
@@ -247,36 +270,31 @@ class LayerStore:
 
 
 def _tar_upper(tar, upper: str) -> None:
-    _walk_dir(tar, upper, "")
+    """Depth-first so a directory's entry precedes its children (and its opaque marker).
 
-
-def _walk_dir(tar, upper: str, rel: str) -> None:
-    """Depth-first so a directory's entry precedes its children (and its opaque marker)."""
+    Walked by fds (runtime/inroot.py): a running container can swap any of its directories
+    for a symlink while we read, and the walk must still never leave the upper dir.
+    """
     import tarfile
-    for name in sorted(os.listdir(os.path.join(upper, rel))):
-        child = os.path.join(rel, name)
-        full = os.path.join(upper, child)
-        st = os.lstat(full)
-        if wh.is_overlay_whiteout(st):
-            ti = tarfile.TarInfo(os.path.join(rel, wh.WH_PREFIX + name))
-            ti.mtime = int(st.st_mtime)
-            tar.addfile(ti)
-            continue
-        ti = tar.gettarinfo(full, arcname=child)
-        ti.uname = ti.gname = ""
-        try:
-            cap = os.getxattr(full, "security.capability", follow_symlinks=False)
-            ti.pax_headers["SCHILY.xattr.security.capability"] = cap.decode("utf-8", "surrogateescape")
-        except OSError:
-            pass
-        if ti.isreg():
-            with open(full, "rb") as f:
-                tar.addfile(ti, f)
-        else:
-            tar.addfile(ti)
-        if stat.S_ISDIR(st.st_mode):
-            if wh.is_opaque(full):
-                op = tarfile.TarInfo(os.path.join(child, wh.WH_OPAQUE))
+    from nsbox.runtime import inroot
+    links: dict = {}
+    top = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for node in inroot.walk(top):
+            st = node.st
+            rel = os.path.dirname(node.rel)
+            if wh.is_overlay_whiteout(st):
+                ti = tarfile.TarInfo(os.path.join(rel, wh.WH_PREFIX + node.name))
+                ti.mtime = int(st.st_mtime)
+                tar.addfile(ti)
+                continue
+            ti = inroot.tarinfo(node, node.rel)
+            if ti is None:
+                continue
+            inroot.add_node(tar, node, ti, links, file_caps=True)
+            if node.fd is not None and wh.is_opaque(node.fd):
+                op = tarfile.TarInfo(os.path.join(node.rel, wh.WH_OPAQUE))
                 op.mtime = int(st.st_mtime)
                 tar.addfile(op)
-            _walk_dir(tar, upper, child)
+    finally:
+        os.close(top)

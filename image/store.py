@@ -210,7 +210,7 @@ class ImageStore:
                 raise InvalidArgument(f"layer {d} is missing from the store") from None
         if self.driver_name == OVERLAY:
             for d in diff_ids:  # extract now, so the first `run` is fast
-                self.layers.ensure_extracted(d)
+                self.layers.ensure_extracted(d, warn_again=True)
         if raw is None:
             from nsbox.image.imageconfig import serialize
             raw = serialize(config)

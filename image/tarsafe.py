@@ -64,8 +64,9 @@ def split_name(name: str, what: str = "member") -> list[str]:
 class _Dest:
     """Directory fds under the destination root, opened without following symlinks."""
 
-    def __init__(self, root: str):
-        self.root_fd = os.open(root, _DIR_FLAGS)
+    def __init__(self, root: str | int):
+        # an int is a directory fd the caller resolved (inside a container's root): ours is a dup
+        self.root_fd = os.dup(root) if isinstance(root, int) else os.open(root, _DIR_FLAGS)
         self._cache: dict[tuple[str, ...], int] = {}
 
     def close(self) -> None:
@@ -146,8 +147,8 @@ def _ns(m: tarfile.TarInfo) -> tuple[int, int]:
     return (t, t)
 
 
-def extract(fileobj, dest: str, mode: str = "layer", limits: Limits = Limits()) -> ExtractResult:
-    """Extract the (uncompressed or compressed) tar stream `fileobj` into the existing dir `dest`."""
+def extract(fileobj, dest: str | int, mode: str = "layer", limits: Limits = Limits()) -> ExtractResult:
+    """Extract the (uncompressed or compressed) tar stream `fileobj` into the existing dir `dest` (a path or fd)."""
     if mode not in ("layer", "apply"):
         raise ValueError(mode)
     res = ExtractResult()

@@ -28,8 +28,10 @@ def set_opaque(dir_fd: int) -> None:
     os.setxattr(dir_fd, OPAQUE_XATTR, b"y")
 
 
-def is_opaque(path: str) -> bool:
+def is_opaque(path: str | int) -> bool:
     try:
+        if isinstance(path, int):   # a directory fd
+            return os.getxattr(path, OPAQUE_XATTR) == b"y"
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False

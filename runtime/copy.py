@@ -1,13 +1,19 @@
 """`cp` in both directions, with docker's rules for files, directories and trailing '/.'.
 
-A running container is reached through /proc/PID/root; a stopped one has its rootfs mounted
-in a private mount namespace of a forked child, so nothing stays mounted on the host.
+A running container is reached through an fd on /proc/PID/root; a stopped one has its rootfs
+mounted in a private mount namespace of a forked child, so nothing stays mounted on the host.
+Either way every file is touched through runtime/inroot.py: resolved by the kernel inside the
+container's root, so a symlink in the container never leads to a host file.
 """
 from __future__ import annotations
 
+import errno
+import json
 import os
-import shutil
+import posixpath
+import stat
 
+from nsbox.runtime import inroot
 from nsbox.runtime import state as S
 from nsbox.runtime.errors import InvalidArgument, NotFound, NsboxError
 
@@ -19,45 +25,105 @@ def _split(arg: str) -> tuple[str | None, str]:
     return None, arg
 
 
-def _copy(src: str, dst: str, src_label: str, follow: bool) -> None:
-    contents_only = src.endswith("/.")
-    if not os.path.lexists(src):
-        raise NotFound(f"Could not find the file {src_label} in container" if src_label else
-                       f"stat {src}: no such file or directory")
-    src_is_dir = os.path.isdir(src) and (follow or not os.path.islink(src))
-    if src_is_dir:
-        if os.path.isdir(dst):
-            target = dst if contents_only else os.path.join(dst, os.path.basename(src.rstrip("/")))
-        elif os.path.exists(dst):
-            raise InvalidArgument("cannot copy a directory to a file")
-        else:
-            if not os.path.isdir(os.path.dirname(dst.rstrip("/")) or "."):
-                raise NotFound("destination parent directory does not exist")
-            target = dst
-        shutil.copytree(src, target, symlinks=not follow, dirs_exist_ok=True)
-        return
-    if os.path.isdir(dst):
-        target = os.path.join(dst, os.path.basename(src))
-    else:
-        if dst.endswith("/"):
-            raise InvalidArgument(f"destination directory {dst} must exist")
-        if not os.path.isdir(os.path.dirname(dst) or "."):
-            raise NotFound("destination parent directory does not exist")
-        target = dst
-    shutil.copy2(src, target, follow_symlinks=follow)
+def _base(path: str, root: inroot.Root) -> str:
+    return posixpath.basename(root.norm(path).rstrip("/")) or "."
 
 
-def _in_rootfs(engine, rec, fn) -> None:
-    """Call fn(root) with the container's filesystem at root."""
+def _copy(sroot: inroot.Root, spath: str, droot: inroot.Root, dpath: str, follow: bool,
+          archive: bool, missing: str) -> list[str]:
+    """docker's cp rules between two roots; returns what was skipped (devices, sockets)."""
+    opts = inroot.CopyOptions(keep_owner=archive)
+    contents_only = spath.endswith("/.") or spath in (".", "/") or (sroot.in_root and sroot.norm(spath) == "/")
+    try:
+        src = sroot.locate(spath, follow=follow)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(missing) from None
+    with src:
+        if src.st is None:
+            raise NotFound(missing)
+        try:
+            dst = droot.locate(dpath, follow=True)   # docker follows a link at the destination (inside its root)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound("destination parent directory does not exist") from None
+        with dst:
+            dst_is_dir = dst.st is not None and stat.S_ISDIR(dst.st.st_mode)
+            if stat.S_ISDIR(src.st.st_mode):
+                if dst.st is not None and not dst_is_dir:
+                    raise InvalidArgument("cannot copy a directory to a file")
+                if dst_is_dir and contents_only:
+                    _children(src, dst, opts, dpath)
+                elif dst_is_dir:
+                    _into(src, dst, _base(spath, sroot), opts, dpath)
+                else:
+                    inroot.copy_entry(src, dst.dirfd, dst.name, opts, dpath)
+            elif dst_is_dir:
+                _into(src, dst, _base(spath, sroot), opts, dpath)
+            elif dpath.endswith("/"):
+                raise InvalidArgument(f"destination directory {dpath} must exist")
+            else:
+                inroot.copy_entry(src, dst.dirfd, dst.name, opts, dpath)
+    return opts.skipped
+
+
+def _open_dir(e: inroot.Entry) -> int:
+    return os.open(e.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=e.dirfd)
+
+
+def _into(src: inroot.Entry, dst: inroot.Entry, name: str, opts, label: str) -> None:
+    dfd = _open_dir(dst)
+    try:
+        inroot.copy_entry(src, dfd, name, opts, f"{label.rstrip('/')}/{name}")
+    finally:
+        os.close(dfd)
+
+
+def _children(src: inroot.Entry, dst: inroot.Entry, opts, label: str) -> None:
+    dfd = _open_dir(dst)
+    try:
+        inroot.copy_children(src, dfd, opts, label)
+    finally:
+        os.close(dfd)
+
+
+def _errors(fn):
+    """OSErrors become one-line messages without host paths (the store's, /proc/PID/root)."""
+    try:
+        return fn()
+    except inroot.CopyError as e:
+        raise InvalidArgument(str(e)) from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InvalidArgument("too many levels of symbolic links") from None
+        raise NsboxError(f"copy failed: {os.strerror(e.errno) if e.errno else e}") from None
+
+
+def in_rootfs(engine, rec, fn):
+    """fn(root: inroot.Root) with the container's filesystem as root, running or not; returns
+    fn's JSON-able result."""
     st = engine.state(rec)
     if st.Status in (S.RUNNING, S.PAUSED) and st.Pid:
-        fn(f"/proc/{st.Pid}/root")
-        return
-    cfg = rec.config()
-    r, w = os.pipe()
+        try:
+            root = inroot.Root.at(f"/proc/{st.Pid}/root")
+        except OSError:
+            root = None
+        # the pid must still be our PID 1 AFTER the fd is open: a recycled pid's root is the host's
+        if root is not None and S.alive(st.Pid, st.PidStart):
+            with root:
+                return fn(root)
+        if root is not None:
+            root.close()
+        st = engine.state(rec)
+        if st.Status in (S.RUNNING, S.PAUSED):
+            raise NsboxError("container changed state during the copy; try again")
+    return _in_stopped(rec.config(), fn)
+
+
+def _in_stopped(cfg: dict, fn):
+    r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         os.close(r)
+        out: dict = {}
         try:
             from nsbox.runtime import linux as L
             from nsbox.runtime import init as I
@@ -79,25 +145,34 @@ def _in_rootfs(engine, rec, fn) -> None:
                 if m.get("type") == "bind" and not m["destination"].startswith("/etc/"):
                     I.do_mount(sc, root, {**m, "options": [o for o in m.get("options", []) if o != "nsbox-copyup"]},
                                userns, ids)
-            fn(root)
-            os._exit(0)
+            with inroot.Root.at(root) as r_:
+                out["result"] = fn(r_)
+        except NsboxError as e:
+            out = {"kind": type(e).__name__, "error": str(e)}
         except BaseException as e:
-            os.write(w, f"{type(e).__name__}:{e}".encode())
-            os._exit(1)
+            out = {"kind": "NsboxError", "error": f"copy failed: {type(e).__name__}"}
+        try:
+            os.write(w, json.dumps(out).encode())
+        finally:
+            os._exit(0)
     os.close(w)
-    err = b""
-    while chunk := os.read(r, 4096):
-        err += chunk
+    data = b""
+    while chunk := os.read(r, 65536):
+        data += chunk
     os.close(r)
     os.waitpid(pid, 0)
-    if err:
-        kind, _, msg = err.decode().partition(":")
-        cls = {"NotFound": NotFound, "InvalidArgument": InvalidArgument}.get(kind, NsboxError)
-        raise cls(msg)
+    try:
+        out = json.loads(data)
+    except ValueError:
+        raise NsboxError("copy failed: the copying process died") from None
+    if "error" in out:
+        cls = {"NotFound": NotFound, "InvalidArgument": InvalidArgument}.get(out["kind"], NsboxError)
+        raise cls(out["error"])
+    return out.get("result")
 
 
-def copy(engine, src: str, dest: str, follow_link: bool = False) -> None:
-    from nsbox.runtime.init import safe_join
+def copy(engine, src: str, dest: str, follow_link: bool = False, archive: bool = False) -> list[str]:
+    """Returns the paths that were not copied (device nodes and sockets)."""
     sref, spath = _split(src)
     dref, dpath = _split(dest)
     if (sref is None) == (dref is None):
@@ -105,22 +180,21 @@ def copy(engine, src: str, dest: str, follow_link: bool = False) -> None:
                               "must specify at least one container source")
     if sref is not None:
         rec = engine.get(sref)
-        trail = "/." if spath.endswith("/.") else ""
+        missing = f"Could not find the file {spath} in container {sref}"
 
-        def out(root):
-            inside = safe_join(root, spath) + trail
-            _copy(inside, dpath, f"{sref}:{spath}" and spath, follow_link)
-        _in_rootfs(engine, rec, out)
-    else:
-        rec = engine.get(dref)
-        if not os.path.lexists(spath):
-            raise NotFound(f"stat {spath}: no such file or directory")
+        def out(root: inroot.Root):
+            with inroot.Root.host() as host:
+                return _errors(lambda: _copy(root, spath, host, dpath, follow_link, archive, missing))
+        return in_rootfs(engine, rec, out) or []
+    rec = engine.get(dref)
+    if not os.path.lexists(spath):
+        raise NotFound(f"stat {spath}: no such file or directory")
 
-        def into(root):
-            inside = safe_join(root, dpath) + ("/" if dpath.endswith("/") else "")
-            with _as_container_root(rec.config()):
-                _copy(spath, inside, "", follow_link)
-        _in_rootfs(engine, rec, into)
+    def into(root: inroot.Root):
+        with inroot.Root.host() as host, _as_container_root(rec.config()):
+            return _errors(lambda: _copy(host, spath, root, dpath, follow_link, archive,
+                                         f"stat {spath}: no such file or directory"))
+    return in_rootfs(engine, rec, into) or []
 
 
 def _as_container_root(cfg: dict):

@@ -387,23 +387,25 @@ def parse_options(options: list[str]) -> tuple[int, list[str]]:
     return flags, data
 
 
-def safe_join(rootfs: str, dest: str) -> str:
+def safe_join(rootfs: str, dest: str, _hops: int = 0) -> str:
     """Resolve dest inside rootfs, following symlinks as if rootfs were / (no escape)."""
     parts = [p for p in dest.split("/") if p and p != "."]
     cur = rootfs
-    depth = 0
     for i, p in enumerate(parts):
         if p == "..":
             if cur != rootfs:
                 cur = os.path.dirname(cur)
             continue
         nxt = os.path.join(cur, p)
-        if os.path.islink(nxt) and depth < 40:
-            depth += 1
+        if os.path.islink(nxt):
+            # the count runs across the recursion: a link loop (or a chain longer than the
+            # kernel's 40) must fail, never be taken as a plain name the host then follows
+            if _hops >= 40:
+                raise OSError(errno.ELOOP, f"too many levels of symbolic links: {dest}")
             target = os.readlink(nxt)
             rest = "/".join(parts[i + 1:])
             base = "" if target.startswith("/") else os.path.relpath(cur, rootfs)
-            return safe_join(rootfs, os.path.join("/", base, target, rest))
+            return safe_join(rootfs, os.path.join("/", base, target, rest), _hops + 1)
         cur = nxt
     return cur
 
@@ -431,12 +433,11 @@ def do_mount(sc, rootfs: str, m: dict, userns_fd: int = -1, root: tuple[int, int
         flags |= L.MS_BIND
         idmapped = userns_fd >= 0 and "nsbox-idmap" in options
         if "nsbox-chown" in options:  # a user namespace without idmapped mounts (idmap.py)
-            with IDMAP.FsIdentity(sc, *root):
-                if "nsbox-copyup" in options:
-                    copy_up(dest, source)
+            if "nsbox-copyup" in options:
+                copy_up(rootfs, m["destination"], source)
             IDMAP.claim_volume(source, root)
         elif "nsbox-copyup" in options:
-            copy_up(dest, source, root if idmapped else (0, 0))
+            copy_up(rootfs, m["destination"], source, root if idmapped else (0, 0))
         IDMAP.make_target(sc, dest, os.path.isdir(source), userns_fd, root)
         if idmapped:
             IDMAP.bind_idmapped(sc, source, dest, userns_fd)
@@ -457,24 +458,31 @@ def do_mount(sc, rootfs: str, m: dict, userns_fd: int = -1, root: tuple[int, int
             sc.mount(None, dest, None, p | (L.MS_REC if o.startswith("r") else 0))
 
 
-def copy_up(dest: str, volume_dir: str, shift: tuple[int, int] = (0, 0)) -> None:
+def copy_up(rootfs: str, destination: str, volume_dir: str, shift: tuple[int, int] = (0, 0)) -> None:
     """A fresh named volume takes the image's content at its mount point, as docker does.
 
-    shift: the host ids of the container's root when both dest and the volume are seen through
-    its user namespace's idmapping; the volume then stores the container's own ids on disk.
-    """
-    if not os.path.isdir(dest) or os.listdir(volume_dir):
-        return
-    import shutil
-    for entry in os.listdir(dest):
-        s, d = os.path.join(dest, entry), os.path.join(volume_dir, entry)
-        if os.path.isdir(s) and not os.path.islink(s):
-            shutil.copytree(s, d, symlinks=True)
-        else:
-            shutil.copy2(s, d, follow_symlinks=False)
-    st = os.stat(dest)
-    os.chown(volume_dir, max(st.st_uid - shift[0], 0), max(st.st_gid - shift[1], 0))
-    os.chmod(volume_dir, stat.S_IMODE(st.st_mode))
+    Read through runtime/inroot.py: the mount point and everything below it resolve inside
+    the rootfs, so an image's absolute symlinks never copy host files into the volume.
+    shift: the host ids of the container's root when the rootfs is seen through its user
+    namespace's idmapping; the volume (idmapped too) then stores the container's own ids."""
+    from nsbox.runtime import inroot
+    vfd = os.open(volume_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.listdir(vfd):
+            return
+        with inroot.Root.at(rootfs) as root:
+            try:
+                src = root.locate(destination, follow=True)
+            except OSError:
+                return   # no such directory in the image: nothing to copy
+            with src:
+                if src.st is None or not stat.S_ISDIR(src.st.st_mode):
+                    return
+                inroot.copy_children(src, vfd, inroot.CopyOptions(keep_owner=True, unshift=shift), destination)
+                os.fchown(vfd, max(src.st.st_uid - shift[0], 0), max(src.st.st_gid - shift[1], 0))
+                os.fchmod(vfd, stat.S_IMODE(src.st.st_mode))
+    finally:
+        os.close(vfd)
 
 
 def populate_dev(sc, rootfs: str, devices: list | None) -> None:

@@ -7,6 +7,7 @@ objects for the whole call (a cast of a temporary buffer can be freed early).
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from nsbox.runtime._nsffi import ffi
@@ -67,6 +68,14 @@ SYS_fsopen = 430
 SYS_fsconfig = 431
 SYS_fsmount = 432
 SYS_mount_setattr = 442
+SYS_openat2 = 437
+
+# openat2(2) resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
 
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_IDMAP = 0x00100000
@@ -201,6 +210,25 @@ class Syscalls:
         empty, tgt = _s(""), _s(target)
         _check(_libc().syscall(SYS_move_mount, ffi.cast("int", from_fd), empty, ffi.cast("int", AT_FDCWD),
                                tgt, ffi.cast("unsigned int", 4)), "move_mount", target)  # MOVE_MOUNT_F_EMPTY_PATH
+
+
+def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) -> int:
+    """openat2(2): an fd for path under dirfd, resolved by the kernel as `resolve` says.
+
+    struct open_how is three u64s (flags, mode, resolve); an array of them has the same
+    layout, so no cdef change is needed. EAGAIN is the kernel's "a rename raced the lookup,
+    try again" for RESOLVE_IN_ROOT/BENEATH; retried a bounded number of times.
+    """
+    how = ffi.new("uint64_t[3]", [flags | os.O_CLOEXEC, mode, resolve])
+    p = ffi.new("char[]", os.fsencode(path))
+    for _ in range(64):
+        fd = _libc().syscall(SYS_openat2, ffi.cast("int", dirfd), p, how, ffi.cast("size_t", 24))
+        if fd != -1:
+            return fd
+        err = ffi.errno
+        if err != errno.EAGAIN:
+            break
+    raise OSError(err, os.strerror(err), path)
 
 
 def overlay_mount(sc: Syscalls, lowerdirs: list[str], upper: str | None, work: str | None, target: str) -> None:

@@ -61,3 +61,22 @@ def build_static_c(base: str, name: str, source: str) -> str:
     if r.returncode != 0:
         pytest.skip(f"cannot build a static {name}: {r.stderr[-300:]}")
     return out
+
+
+def tree_snapshot(root) -> dict:
+    """Every entry below root, by relative path: mode, mtime, link target and file content.
+    Two equal snapshots mean nothing in the tree was created, removed, written or touched."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            if os.path.islink(p):
+                data = os.readlink(p).encode()
+            elif os.path.isfile(p):
+                with open(p, "rb") as f:
+                    data = f.read()
+            else:
+                data = b""
+            out[os.path.relpath(p, root)] = (st.st_mode, st.st_mtime_ns, data)
+    return out

@@ -8,11 +8,12 @@ destinations are resolved against WORKDIR by the caller; new files are owned by 
 from __future__ import annotations
 
 import os
-import shutil
+import posixpath
 import stat
 from dataclasses import dataclass
 
-from nsbox.image.build.context import Context, Source, secure_join
+from nsbox.image.build.context import Context, Source
+from nsbox.runtime import inroot
 from nsbox.runtime.errors import InvalidArgument
 
 
@@ -27,29 +28,30 @@ class CopySpec:
     keep_owner: bool = False      # COPY --from: keep source uid/gid
 
 
-def _lookup(rootfs: str, fname: str, name: str, what: str) -> int:
-    path = secure_join(rootfs, f"/etc/{fname}")
+def _lookup(root: inroot.Root, fname: str, name: str, what: str) -> int:
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        fd = root.open(f"/etc/{fname}", os.O_RDONLY)
+    except OSError:
+        fd = None
+    if fd is not None:
+        with open(fd, encoding="utf-8", errors="replace") as f:
             for line in f:
                 parts = line.rstrip("\n").split(":")
                 if len(parts) >= 3 and parts[0] == name and parts[2].isdigit():
                     return int(parts[2])
-    except OSError:
-        pass
     raise InvalidArgument(f"unable to convert {what} {name!r} to {what}id: no matching entries in {fname} file")
 
 
-def resolve_chown(rootfs: str, chown: str) -> tuple[int, int] | None:
+def resolve_chown(root: inroot.Root, chown: str) -> tuple[int, int] | None:
     if not chown:
         return None
     user, _, group = chown.partition(":")
     if not user:
         raise InvalidArgument(f"invalid --chown value {chown!r}")
-    uid = int(user) if user.isdigit() else _lookup(rootfs, "passwd", user, "user")
+    uid = int(user) if user.isdigit() else _lookup(root, "passwd", user, "user")
     if not group:
         return uid, uid      # docker: a lone user (name or id) uses the same numeric id as the group
-    gid = int(group) if group.isdigit() else _lookup(rootfs, "group", group, "group")
+    gid = int(group) if group.isdigit() else _lookup(root, "group", group, "group")
     return uid, gid
 
 
@@ -64,84 +66,69 @@ def is_archive(path: str) -> bool:
         return False
 
 
-def _mkdirs(rootfs: str, path: str, owner: tuple[int, int] | None) -> str:
-    """mkdir -p inside rootfs (symlinks resolved inside it); new dirs get `owner` (default root)."""
-    parts = [p for p in path.split("/") if p]
+def _mkdirs(root: inroot.Root, path: str, owner: tuple[int, int] | None) -> None:
+    """mkdir -p inside the image (symlinks resolved inside it); new dirs get `owner` (default root)."""
     cur = "/"
-    for p in parts:
-        cur = os.path.join(cur, p)
-        host = secure_join(rootfs, cur)
-        if not os.path.lexists(host):
-            os.mkdir(host, 0o755)
-            os.lchown(host, *(owner or (0, 0)))
-        elif not os.path.isdir(host):
-            raise InvalidArgument(f"cannot create directory {cur}: a file with that name exists in the image")
-    return secure_join(rootfs, path)
+    for p in [p for p in root.norm(path).split("/") if p]:
+        cur = posixpath.join(cur, p)
+        with root.locate(cur, follow=True) as e:
+            if e.st is None:
+                os.mkdir(e.name, 0o755, dir_fd=e.dirfd)
+                os.chown(e.name, *(owner or (0, 0)), dir_fd=e.dirfd, follow_symlinks=False)
+            elif not stat.S_ISDIR(e.st.st_mode):
+                raise InvalidArgument(f"cannot create directory {cur}: a file with that name exists in the image")
 
 
-def _place(host_src: str, st: os.stat_result, target: str, owner: tuple[int, int] | None, chmod: int | None) -> None:
-    uid, gid = owner if owner is not None else (st.st_uid, st.st_gid)
-    mode = stat.S_IMODE(st.st_mode) if chmod is None else chmod
-    if stat.S_ISDIR(st.st_mode):
-        if os.path.lexists(target) and not os.path.isdir(target) or os.path.islink(target):
-            os.unlink(target)
-        if not os.path.isdir(target):
-            os.mkdir(target, 0o700)
-        os.lchown(target, uid, gid)
-        os.chmod(target, mode)
-        return
-    if os.path.lexists(target):
-        if os.path.isdir(target) and not os.path.islink(target):
-            shutil.rmtree(target)
-        else:
-            os.unlink(target)
-    if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(host_src), target)
-        os.lchown(target, uid, gid)
-        return
-    if stat.S_ISREG(st.st_mode):
-        fd = os.open(host_src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            with os.fdopen(fd, "rb", closefd=False) as fin, open(target, "xb") as fout:
-                shutil.copyfileobj(fin, fout, 1 << 20)
-        finally:
-            os.close(fd)
-        os.lchown(target, uid, gid)
-        os.chmod(target, mode)
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-        return
-    # fifos, sockets, devices: not copied (docker copies fifos; nothing real needs them in an image)
+def copy_tree(ctx: Context, src: Source, root: inroot.Root, image_target: str, owner, chmod) -> None:
+    """Copy a file, or a directory's contents, to `image_target` (a path inside the image).
 
-
-def copy_tree(ctx: Context, src: Source, rootfs: str, image_target: str, owner, chmod) -> None:
-    """Copy a file, or a directory's contents, to `image_target` (a path inside rootfs).
-
-    Every target is re-resolved inside rootfs: a symlink the image has under the destination
-    (say /app/sub -> /etc) must never make the host kernel write outside the rootfs.
+    Both ends are opened through runtime/inroot.py: parents resolve inside the image (and
+    inside the context or the --from stage), and names are never followed, so a symlink under
+    the destination (say /app/sub -> /etc) or in the source never reaches a host file.
     """
-    import posixpath
-    dirs: list[tuple[str, os.stat_result]] = []
-    target = secure_join(rootfs, image_target, follow_last=False)
-    for rel, path, st in ctx.walk(src):
-        t = secure_join(rootfs, posixpath.join(image_target, rel), follow_last=False) if rel else target
+    with inroot.Root.at(ctx.root) as sroot:
+        _copy_tree(ctx, sroot, src, root, image_target, owner, chmod)
+
+
+def _copy_tree(ctx: Context, sroot: inroot.Root, src: Source, root: inroot.Root, image_target: str, owner,
+               chmod) -> None:
+    opts = inroot.CopyOptions(keep_owner=owner is None, owner=owner, chmod=chmod, replace_dirs=True)
+    dirs: list[tuple[str, os.stat_result, bool]] = []
+    base = "" if src.rel == "." else src.rel
+    for rel, _path, st in ctx.walk(src):
         if not rel and stat.S_ISDIR(st.st_mode):
-            if not os.path.isdir(target):
-                os.makedirs(target, 0o755, exist_ok=True)
-                os.lchown(target, *(owner or (st.st_uid, st.st_gid)))
-            dirs.append((t, st))   # docker: the dest dir takes the source dir's mtime
+            with root.locate(image_target, follow=True) as e:
+                if e.st is None:
+                    os.mkdir(e.name, 0o755, dir_fd=e.dirfd)
+                    os.chown(e.name, *(owner or (st.st_uid, st.st_gid)), dir_fd=e.dirfd, follow_symlinks=False)
+            dirs.append((image_target, st, True))   # docker: the dest dir takes the source dir's mtime
             continue
-        _place(path, st, t, owner, chmod)
-        if stat.S_ISDIR(st.st_mode):
-            dirs.append((t, st))
-    for t, st in reversed(dirs):
+        target = posixpath.join(image_target, rel) if rel else image_target
+        # the walk's own path is only a name list: the entry is reopened in the source's root
+        # (the top one following links there, as docker does, the rest never)
+        with sroot.locate(posixpath.join(base, rel) if rel else (base or "/"), follow=not rel) as s:
+            if s.st is None:
+                continue   # gone since the walk listed it
+            with root.locate(target) as e:
+                fd = inroot.place(s.dirfd, s.name, s.st, e.dirfd, e.name, opts, target)
+        if fd is not None:
+            os.close(fd)
+            dirs.append((target, st, False))
+    for target, st, follow in reversed(dirs):
         try:
-            os.utime(t, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            with root.locate(target, follow=follow) as e:
+                os.utime(e.name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=e.dirfd, follow_symlinks=False)
         except OSError:
             pass
 
 
 def do_copy(rootfs: str, ctx: Context, spec: CopySpec, what: str = "COPY") -> None:
-    owner = resolve_chown(rootfs, spec.chown)
+    with inroot.Root.at(rootfs) as root:
+        _do_copy(root, ctx, spec, what)
+
+
+def _do_copy(root: inroot.Root, ctx: Context, spec: CopySpec, what: str) -> None:
+    owner = resolve_chown(root, spec.chown)
     if owner is None and not spec.keep_owner:
         owner = (0, 0)
     srcs: list[Source] = []
@@ -152,33 +139,41 @@ def do_copy(rootfs: str, ctx: Context, spec: CopySpec, what: str = "COPY") -> No
                                   f"stat {s}: file does not exist")
         srcs.extend(found)
     many = len(srcs) > 1 or spec.dest_is_dir
-    dest_host = secure_join(rootfs, spec.dest)
     if len(srcs) > 1 and not spec.dest_is_dir:
         raise InvalidArgument(f"When using {what} with more than one source file, the destination must be a "
                               f"directory and end with a /")
-    dest_is_dir = many or os.path.isdir(dest_host)
+    try:
+        with root.locate(spec.dest, follow=True) as d:
+            dest_is_dir = many or (d.st is not None and stat.S_ISDIR(d.st.st_mode))
+    except (FileNotFoundError, NotADirectoryError):
+        dest_is_dir = many
     for src in srcs:
         st = os.stat(src.path)
         if stat.S_ISDIR(st.st_mode):
-            _mkdirs(rootfs, spec.dest, owner)
-            copy_tree(ctx, src, rootfs, spec.dest, owner, spec.chmod)
+            _mkdirs(root, spec.dest, owner)
+            copy_tree(ctx, src, root, spec.dest, owner, spec.chmod)
         elif spec.add and is_archive(src.path):
-            target = _mkdirs(rootfs, spec.dest, owner)
+            _mkdirs(root, spec.dest, owner)
             from nsbox.image import tarsafe
             from nsbox.image.layers import decompressed
-            with open(src.path, "rb") as f:
-                tarsafe.extract(decompressed(f), target, mode="apply")
+            dfd = root.open(spec.dest, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                with open(src.path, "rb") as f:
+                    tarsafe.extract(decompressed(f), dfd, mode="apply")
+            finally:
+                os.close(dfd)
         else:
             if dest_is_dir:
-                _mkdirs(rootfs, spec.dest, owner)
+                _mkdirs(root, spec.dest, owner)
                 name = os.path.basename(src.rel.rstrip("/")) or os.path.basename(src.path)
-                target = os.path.join(spec.dest, name)
+                target = posixpath.join(spec.dest, name)
             else:
-                parent = os.path.dirname(spec.dest.rstrip("/"))
-                _mkdirs(rootfs, parent or "/", owner)
+                parent = posixpath.dirname(spec.dest.rstrip("/"))
+                _mkdirs(root, parent or "/", owner)
                 target = spec.dest.rstrip("/")
-            copy_tree(ctx, src, rootfs, target, owner, spec.chmod)
+            copy_tree(ctx, src, root, target, owner, spec.chmod)
 
 
 def do_workdir(rootfs: str, path: str) -> None:
-    _mkdirs(rootfs, path, None)
+    with inroot.Root.at(rootfs) as root:
+        _mkdirs(root, path, None)

@@ -12,7 +12,7 @@ import pytest
 
 from nsbox.runtime.paths import Paths
 
-NSBOX = "/opt/nsbox/venv/bin/nsbox"
+from nsbox_testlib import NSBOX_BIN as NSBOX  # this venv's CLI: the tree under test, not the main one
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from nsbox.image import archive, imageconfig
 from nsbox.image.store import ImageStore
 from nsbox.runtime.errors import InvalidArgument
 from nsbox.runtime.paths import Paths
+from nsbox_testlib import NSBOX_BIN
 
 from .conftest import CLI_ENV, make_tar
 
@@ -37,7 +38,7 @@ def test_roundtrip(store, tmp_path, nsbox, fmt):
     by_id = tmp_path / "byid.tar"
     nsbox("save", "--format", fmt, "-o", str(by_id), two.id[7:19])
     third = tmp_path / "third"
-    p = subprocess.run(["/opt/nsbox/venv/bin/nsbox", "--root", str(third), "--runroot", str(tmp_path / "run3"),
+    p = subprocess.run([NSBOX_BIN, "--root", str(third), "--runroot", str(tmp_path / "run3"),
                         "load"], input=by_id.read_bytes(), capture_output=True, env=CLI_ENV)
     assert p.returncode == 0, p.stderr
     assert p.stdout.decode().strip() == f"Loaded image ID: {two.id}"

@@ -6,6 +6,7 @@ import lzma
 import os
 import subprocess
 import sys
+import tarfile
 
 import pytest
 
@@ -200,3 +201,26 @@ def test_import_warns_about_device_nodes(nsbox, store):
     p = nsbox("import", "-", "devs", input=tar)
     assert "skipped 1 device node(s) (dev/null)" in p.stderr.decode()
     assert not os.path.exists(os.path.join(store.layers.layer_dir(store.resolve("devs").layers[0]), "dev/null"))
+
+
+def test_import_of_a_4mib_member_name_fails_in_one_short_line(nsbox, tmp_path):
+    p = tmp_path / "big.tar"
+    with tarfile.open(p, "w", format=tarfile.PAX_FORMAT) as t:
+        ti = tarfile.TarInfo("a" * (4 << 20))
+        ti.size = 1
+        t.addfile(ti, io.BytesIO(b"x"))
+    r = nsbox("import", str(p), "big", check=False)
+    err = r.stderr.decode()
+    assert r.returncode == 125
+    assert len(err.splitlines()) == 1 and len(err) <= 1000 + len("Error: \n")
+    assert "aaaa..." in err
+
+
+def test_import_warns_about_device_nodes_every_time(nsbox, store, tmp_path):
+    tar = make_tar([("dev", "dir"), ("dev/null", "chr", (1, 3)), ("dev/sda", "blk", (8, 0)), ("ok", "file", "1")])
+    p = tmp_path / "devs.tar"
+    p.write_bytes(tar)
+    first = nsbox("import", str(p), "devs1").stderr.decode()
+    again = nsbox("import", "-m", "again", str(p), "devs2").stderr.decode()   # same layer, already extracted
+    for err in (first, again):
+        assert "skipped 2 device node(s)" in err and "dev/null" in err and "dev/sda" in err

@@ -195,3 +195,17 @@ def test_security_opts():
     assert parse_security_opts(["seccomp:/a=b.json"], False)["seccomp"] == "/a=b.json"
     with pytest.raises(InvalidArgumentError):
         parse_security_opts(["seccomp="], False)
+
+
+def test_safe_join_refuses_link_loops_and_overlong_chains(tmp_path):
+    root = tmp_path / "r"
+    root.mkdir()
+    os.symlink("/b", root / "a")
+    os.symlink("/a", root / "b")
+    for i in range(45):
+        os.symlink(f"/l{i + 1}", root / f"l{i}")
+    os.symlink(str(tmp_path), root / "l45")
+    for dest in ("/a/x", "/l0"):
+        with pytest.raises(OSError) as e:
+            I.safe_join(str(root), dest)
+        assert e.value.errno == errno.ELOOP
