@@ -165,7 +165,7 @@ def test_init_joins_the_user_namespace_after_the_host_side_and_before_dropping(t
                       "work": str(tmp_path / "rw/work")}}
     sc = FakeSyscalls()
     r, w = os.pipe()
-    io = I.InitIO(error_fd=-1, userns_fd=r)
+    io = I.InitIO(error_fd=-1, userns_fd=r, seccomp=b"compiled")
     try:
         with pytest.raises((ExecCalled, OSError)):
             I._init(sc, cfg, io)
