@@ -35,7 +35,7 @@ def release_network(paths: Paths, rec: ContainerRecord, cfg: dict | None = None)
         st = rec.load_state()
         st.NetNS = ""
         st.Network = {}
-        rec.save_state(st)
+        rec.try_save_state(st)
 
 
 def network_owner_alive(paths: Paths):
@@ -93,7 +93,7 @@ def remove(paths: Paths, rec: ContainerRecord, cfg: dict, volumes: bool = False,
     with rec.lock():
         st = rec.load_state()
         st.Status = S.REMOVING
-        rec.save_state(st)
+        rec.try_save_state(st)  # removal needs no free space, and must work on a full disk
     release_network(paths, rec, cfg)
     if not cgroup_released:
         release_cgroup(cfg)
@@ -144,7 +144,7 @@ def reconcile(paths: Paths, rec: ContainerRecord) -> S.ContainerState:
             st.ExitCode = st.ExitCode or 255
             st.Error = st.Error or "container monitor exited unexpectedly"
             st.Pid = 0
-            rec.save_state(st)
+            rec.try_save_state(st)
     try:
         cfg = rec.config()
     except (OSError, ValueError):

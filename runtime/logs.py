@@ -19,6 +19,7 @@ class JsonFileWriter:
         self.max_size = max_size
         self.max_file = max(1, max_file)
         self.partial = {"stdout": b"", "stderr": b""}
+        self.dropped = 0
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         self.size = os.fstat(self.fd).st_size
 
@@ -43,7 +44,15 @@ class JsonFileWriter:
                          ensure_ascii=False).encode() + b"\n"
         if self.max_size and self.size + len(rec) > self.max_size and self.size > 0:
             self._rotate()
-        os.write(self.fd, rec)
+        from nsbox.runtime.fsutil import disk_full, write_all
+        try:
+            write_all(self.fd, rec)
+        except OSError as e:
+            if not disk_full(e):
+                raise
+            self.dropped += 1  # docker's json-file drops what does not fit; the monitor must live on
+            self.size = os.fstat(self.fd).st_size
+            return
         self.size += len(rec)
 
     def _rotate(self) -> None:

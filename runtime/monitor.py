@@ -421,7 +421,7 @@ class Monitor:
             st.Pid = 0
             st.PidStart = 0
             st.FinishedAt = now_iso()
-            self.rec.save_state(st)
+            self.rec.try_save_state(st)  # a full disk must not stop the cleanup below
         if oom:
             self.event("oom")
         self.event("die", exitCode=str(code))
@@ -449,7 +449,7 @@ class Monitor:
             pass
         pol = self.cfg.get("HostConfig", {}).get("RestartPolicy", {})
         name = pol.get("Name", "")
-        if st.ManuallyStopped or not name or name == "no" or self.cfg.get("HostConfig", {}).get("AutoRemove"):
+        if self.rec.manually_stopped(st) or not name or name == "no" or self.cfg.get("HostConfig", {}).get("AutoRemove"):
             return False
         if name == "on-failure":
             if st.ExitCode == 0:
@@ -548,7 +548,7 @@ class Monitor:
         """Sit in 'restarting' for the backoff; False when someone stopped us meanwhile."""
         with self.rec.lock():
             st = self.rec.load_state()
-            if st.ManuallyStopped:
+            if self.rec.manually_stopped(st):
                 return False
             st.Status = S.RESTARTING
             st.RestartCount += 1
@@ -556,7 +556,7 @@ class Monitor:
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline:
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-            if self.rec.load_state().ManuallyStopped:
+            if self.rec.manually_stopped(self.rec.load_state()):
                 with self.rec.lock():
                     st = self.rec.load_state()
                     st.Status = S.EXITED

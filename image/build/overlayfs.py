@@ -45,6 +45,9 @@ def run_in_overlay(store, diff_ids: list[str], fn: Callable[[str, str | None], N
                 _child(lowers, dirs, src_lowers, fn)
             except BaseException as e:
                 code = 1
+                from nsbox.runtime.fsutil import disk_full, no_space
+                if disk_full(e):  # say which path filled up (the step's upper layer, under the store)
+                    e = no_space(e, [dirs["upper"], store.layers.tmp])
                 msg = str(e) if isinstance(e, NsboxError) else f"{type(e).__name__}: {e}"
                 if os.environ.get("NSBOX_DEBUG"):
                     msg += "\n" + traceback.format_exc()

@@ -130,3 +130,27 @@ def test_run_rm_deletes_files_after_answering_and_sweeps_leftovers(nsbox, paths)
     os.utime(trash, (old, old))
     nsbox.ok("ps", "-a")
     assert not os.path.exists(trash)
+
+
+def test_rm_f_racing_the_containers_own_rm(nsbox, tmp_path):
+    """rm -f while the --rm container removes itself: it succeeds or says "No such container",
+    never a raw error about a file of the vanishing record."""
+    import os
+    import subprocess
+    import time
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    outcomes = []
+    for i in range(45):
+        cid = nsbox.ok("run", "-d", "--rm", *NONE, "-v", f"{tmp_path}:/x", "busybox",
+                       "sh", "-c", "read x < /x/go").strip()
+        w = os.open(fifo, os.O_WRONLY)  # returns once the container has it open: it is running
+        rm = nsbox.popen("rm", "-f", cid, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(i % 4 * 0.01)  # not a wait for anything: spreads where in rm -f the exit lands
+        os.close(w)  # EOF: the container exits and its monitor removes it, racing the rm -f
+        out, err = rm.communicate(timeout=120)
+        outcomes.append((rm.returncode, err.strip()))
+        assert wait_for(lambda: nsbox("inspect", cid).returncode != 0, timeout=60)
+    bad = [o for o in outcomes if o[0] != 0 and "No such container" not in o[1]]
+    assert not bad, bad
+    assert not [o for o in outcomes if "Errno" in o[1]], outcomes
