@@ -98,6 +98,9 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             sysctls=sysctls, oom_score_adj=req.oom_score_adj, console_size=req.console_size,
             security=security)
         plan = images.prepare_rootfs(rec.id, image.id, rec.dir)
+        if os.environ.get("NSBOX_TEST_CRASH") == "create":  # tests only: a kill -9 of a half-made create
+            import signal
+            os.kill(os.getpid(), signal.SIGKILL)
         rootfs_path = os.path.join(rec.dir, "merged")
         os.makedirs(rootfs_path, exist_ok=True)
         stop_timeout = req.stop_timeout
@@ -147,8 +150,8 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             from nsbox.runtime.netglue import validate_request  # parses -p and friends; no pyroute2
             cfg["HostConfig"]["PortBindings"] = validate_request(paths, cfg)
         write_etc_files(paths, rec, cfg, network, req, hostname)
-        rec.save_config(cfg)
         rec.save_state(S.ContainerState())
+        rec.save_config(cfg)  # last: config.json is what makes the record whole
     except BaseException:
         from nsbox.runtime.cleanup import remove
         try:
@@ -156,6 +159,8 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
         except Exception:
             engine.store.forget(rec, name)
         raise
+    finally:
+        engine.store.done_creating(rec)
     return rec, warnings
 
 

@@ -65,6 +65,7 @@ class ContainerRecord:
         self.id = cid
         self.dir = paths.container_dir(cid)
         self.run_dir = paths.run_dir(cid)
+        self.create_fd: int | None = None  # the create lock, held while the record is half-made
 
     @property
     def config_path(self) -> str:
