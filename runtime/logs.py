@@ -70,31 +70,3 @@ class JsonFileWriter:
     def close(self) -> None:
         self.flush()
         os.close(self.fd)
-
-
-def log_files(path: str) -> list[str]:
-    """Oldest first: path.N ... path.1, path."""
-    out = []
-    i = 1
-    while os.path.exists(f"{path}.{i}"):
-        out.append(f"{path}.{i}")
-        i += 1
-    return list(reversed(out)) + ([path] if os.path.exists(path) else [])
-
-
-def read_records(path: str, read_to: dict | None = None):
-    """Every record, oldest first. read_to[file] = (inode, offset) after the last whole line read,
-    so that a follower goes on exactly there (a line appended meanwhile is neither lost nor doubled)."""
-    for p in log_files(path):
-        with open(p, "rb") as f:
-            pos = 0
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break  # still being written: a follower reads it whole
-                pos += len(line)
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
-            if read_to is not None:
-                read_to[p] = (os.fstat(f.fileno()).st_ino, pos)
