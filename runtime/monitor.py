@@ -429,18 +429,11 @@ class Monitor:
 
     def event(self, action: str, **attrs) -> None:
         """One line per event in the root's events log (docker events' shape)."""
+        from nsbox.runtime import events
         rec = {"status": action, "id": self.rec.id, "Type": "container", "Action": action,
                "Actor": {"ID": self.rec.id, "Attributes": {"name": self.cfg.get("Name", "").lstrip("/"), **attrs}},
                "time": int(time.time()), "timeNano": time.time_ns()}
-        try:
-            fd = os.open(os.path.join(self.paths.root, "events.log"),
-                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, json.dumps(rec).encode() + b"\n")
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+        events.append(self.paths.root, rec)
 
     def should_restart(self, st: S.ContainerState, ran_for: float, failures: int) -> bool:
         try:  # re-read: `nsbox update --restart` may have changed the policy while we ran

@@ -154,3 +154,21 @@ def test_rm_f_racing_the_containers_own_rm(nsbox, tmp_path):
     bad = [o for o in outcomes if o[0] != 0 and "No such container" not in o[1]]
     assert not bad, bad
     assert not [o for o in outcomes if "Errno" in o[1]], outcomes
+
+
+def test_events_log_is_rotated_by_size(nsbox):
+    """events.log never grows past its bound: the monitor's append that passes it rotates the file,
+    and the reader still sees the newest events after the older ones."""
+    import json
+    import os
+    from nsbox.runtime import events
+    path = events.log_path(nsbox.root)
+    old = {"status": "die", "id": "0" * 64, "Type": "container", "Action": "die", "time": 1}
+    with open(path, "a") as f:
+        while f.tell() <= events.MAX_BYTES:
+            f.write(json.dumps(old) + "\n")
+    cid = nsbox.ok("run", "-d", *NONE, "busybox", "true").strip()
+    nsbox.ok("wait", cid)
+    assert wait_for(lambda: [e["Action"] for e in events.read(nsbox.root) if e["id"] == cid] == ["start", "die"])
+    assert os.path.getsize(path) < events.MAX_BYTES and os.path.exists(path + ".1")
+    assert events.read(nsbox.root)[-1]["id"] == cid
