@@ -29,7 +29,8 @@ def run_in_overlay(store, diff_ids: list[str], fn: Callable[[str, str | None], N
     if store.driver_name != OVERLAY:
         raise NsboxError("nsbox build needs the overlay storage driver (this store uses the copy driver)")
     store.init()
-    tmp = tempfile.mkdtemp(dir=store.layers.tmp, prefix="build-")
+    from nsbox.image.leftovers import owned
+    tmp = tempfile.mkdtemp(dir=store.layers.tmp, prefix=owned("build-"))
     try:
         dirs = {k: os.path.join(tmp, k) for k in ("upper", "work", "merged", "src")}
         for d in dirs.values():
