@@ -101,10 +101,13 @@ def test_resize_reaches_the_container(nsbox):
     assert read_until(b"10 40")
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 132, 0, 0))
     p.send_signal(signal.SIGWINCH)   # no controlling tty for the CLI here, so deliver it by hand
-    time.sleep(0.3)
-    out = b""
-    os.write(master, b"stty size\r")
-    assert read_until(b"50 132")
+    for _ in range(100):  # the resize travels on its own; ask again until it has arrived (bounded)
+        out = b""
+        os.write(master, b"stty size\r")
+        assert read_until(b"# ")
+        if b"50 132" in out:
+            break
+    assert b"50 132" in out, out
     os.write(master, b"exit\r")
     p.wait(timeout=30)
     os.close(master)
@@ -198,10 +201,20 @@ def test_logs_follow_across_rotations_loses_nothing(nsbox, tmp_path):
     assert seen == list(range(1, chunks * per + 1))
 
 
-def test_attach_to_running(nsbox):
-    cid = nsbox.ok("run", "-d", *NONE, "busybox", "sh", "-c", "sleep 1; echo late; exit 6").strip()
-    r = nsbox("attach", cid)
-    assert "late" in r.stdout and r.returncode == 6
+def test_attach_to_running(nsbox, tmp_path):
+    # it ticks until the test has seen a tick through attach, so it is surely running and attached
+    cid = nsbox.ok("run", "-d", *NONE, "-v", f"{tmp_path}:/x", "busybox", "sh", "-c",
+                   "while [ ! -e /x/go ]; do echo tick; sleep 0.05; done; echo late; exit 6").strip()
+    p = nsbox.popen("attach", cid, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "tick\n"
+        (tmp_path / "go").touch()
+        out, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "late" in out and p.returncode == 6
 
 
 def test_detach_keys_leave_the_container_running(nsbox):
