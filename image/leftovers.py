@@ -68,15 +68,10 @@ def sweep(store) -> None:
 
 def _try_exclusive(store) -> int | None:
     """gc.lock exclusively, if no import holds it now (the fd), else None."""
+    from nsbox.runtime.fsutil import try_flock
     try:
-        fd = os.open(os.path.join(store.root, "gc.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return try_flock(os.path.join(store.root, "gc.lock"), create=True)
     except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return fd
-    except BlockingIOError:
-        os.close(fd)
         return None
 
 
@@ -117,6 +112,7 @@ def _read_ids(fd: int) -> set[str]:
 
 
 def _sweep_builds(store) -> None:
+    from nsbox.runtime.fsutil import try_flock
     d = _journals_dir(store)
     try:
         names = [n for n in os.listdir(d) if not n.startswith(".")]
@@ -128,14 +124,15 @@ def _sweep_builds(store) -> None:
     for n in names:
         p = os.path.join(d, n)
         try:
-            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            fd = try_flock(p)
         except FileNotFoundError:
             continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            live |= _read_ids(fd)
-            os.close(fd)
+        if fd is None:  # a live build: read its journal without its lock
+            try:
+                with open(p, "rb") as f:
+                    live |= {ln.strip().decode() for ln in f if ln.strip()}
+            except FileNotFoundError:
+                pass
             continue
         dead |= _read_ids(fd)
         held.append((fd, p))  # keep the dead journals locked: one sweeper at a time

@@ -86,6 +86,19 @@ def locked(path: str, shared: bool = False):
         os.close(fd)
 
 
+def try_flock(path: str, create: bool = False) -> int | None:
+    """An exclusive flock without waiting: the fd holding it, or None while another process holds
+    it. A missing file raises FileNotFoundError unless `create`."""
+    flags = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
+    fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except BlockingIOError:
+        os.close(fd)
+        return None
+
+
 def now_iso() -> str:
     """RFC 3339 with nanoseconds, UTC, as docker prints it."""
     t = time.time_ns()

@@ -17,7 +17,7 @@ import time
 
 from nsbox.runtime import state as S
 from nsbox.runtime.errors import Conflict, InvalidArgument, NotFound
-from nsbox.runtime.fsutil import rmtree
+from nsbox.runtime.fsutil import rmtree, try_flock
 from nsbox.runtime.names import random_name, valid_name
 from nsbox.runtime.paths import Paths
 from nsbox.runtime.state import ContainerRecord
@@ -147,15 +147,12 @@ class ContainerStore:
         if os.path.exists(os.path.join(d, "config.json")):
             return False
         try:
-            fd = os.open(os.path.join(d, CREATE_LOCK), os.O_RDONLY | os.O_CLOEXEC)
+            fd = try_flock(os.path.join(d, CREATE_LOCK))
+            if fd is None:
+                return False  # its creator is still at work
         except FileNotFoundError:
             fd = None  # made by an older version, which took no create lock
         try:
-            if fd is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return False  # its creator is still at work
             if os.path.exists(os.path.join(d, "config.json")):
                 return False  # completed meanwhile
             if not os.path.isdir(d):
@@ -204,15 +201,11 @@ class ContainerStore:
     def _sweep_creating(path: str) -> None:
         """A directory whose creator died before it became a record (no name was reserved yet)."""
         try:
-            fd = os.open(os.path.join(path, CREATE_LOCK), os.O_RDONLY | os.O_CLOEXEC)
+            fd = try_flock(os.path.join(path, CREATE_LOCK))
         except OSError:
             return  # just made: the lock file comes next (a creator that died here leaves an empty dir)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if fd is not None:
             shutil.rmtree(path, ignore_errors=True)
-        except BlockingIOError:
-            pass
-        finally:
             os.close(fd)
 
     @staticmethod
