@@ -247,20 +247,25 @@ class ContainerStore:
     def forget(self, rec: ContainerRecord, name: str, later: list | None = None) -> None:
         """Remove the record itself (the caller has already stopped and cleaned up).
 
-        With `later`, the directory leaves the store by one rename and its deletion is appended to
-        `later`; a trash directory left by a crash in between is swept by ids()."""
+        The directory leaves the store by one rename, so of two removers racing (rm -f and the
+        container's own --rm) exactly one wins and neither deletes under the other's feet. Its
+        files are deleted at once, or with `later` appended to `later`; a trash directory left by
+        a crash in between is swept by ids()."""
         self.release_name(name, rec.id)
-        rmtree(rec.run_dir)
-        if later is None:
-            rmtree(rec.dir)
-            return
+        try:
+            rmtree(rec.run_dir)
+        except FileNotFoundError:
+            pass  # the other remover's
         trash = os.path.join(self.paths.containers, TRASH + rec.id)
         try:
             os.rename(rec.dir, trash)
             os.utime(trash)  # the sweep in ids() goes by age
         except FileNotFoundError:
-            return
-        later.append(lambda: shutil.rmtree(trash, ignore_errors=True))
+            return  # the other remover got there first
+        if later is None:
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            later.append(lambda: shutil.rmtree(trash, ignore_errors=True))
 
 
 def images_in_use(paths: Paths) -> dict[str, str]:

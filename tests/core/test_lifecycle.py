@@ -172,3 +172,21 @@ def test_events_log_is_rotated_by_size(nsbox):
     assert wait_for(lambda: [e["Action"] for e in events.read(nsbox.root) if e["id"] == cid] == ["start", "die"])
     assert os.path.getsize(path) < events.MAX_BYTES and os.path.exists(path + ".1")
     assert events.read(nsbox.root)[-1]["id"] == cid
+
+
+def test_kill_and_rm_of_a_record_that_removed_itself_meanwhile(nsbox, paths, tmp_path):
+    """The race above, made deterministic: rm -f looked the container up while it ran, then the
+    container exited and its monitor removed it (--rm) before rm -f took its lock."""
+    import os
+    from nsbox.runtime.engine import Engine
+    from nsbox.runtime.errors import NotFound
+    os.mkfifo(tmp_path / "go")
+    cid = nsbox.ok("run", "-d", "--rm", *NONE, "-v", f"{tmp_path}:/x", "busybox",
+                   "sh", "-c", "read x < /x/go").strip()
+    eng = Engine(paths)
+    rec = eng.get(cid)
+    os.close(os.open(tmp_path / "go", os.O_WRONLY))  # EOF: it exits and removes itself
+    assert wait_for(lambda: not os.path.isdir(rec.dir), timeout=60)
+    with pytest.raises(NotFound, match="No such container"):
+        eng.kill(rec)               # not a raw ENOENT about its lock file
+    eng.rm(rec, force=True)         # what was asked is done
