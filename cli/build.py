@@ -70,6 +70,13 @@ def build(ctx: CliContext, tags, dockerfile, build_args, target, no_cache, label
         sys.stdout.flush()
         click.echo(str(e), err=True)
         sys.exit(1)
+    except OSError as e:
+        from nsbox.runtime.fsutil import disk_full, no_space
+        if not disk_full(e):
+            raise
+        import tempfile
+        raise no_space(e, [ctx.paths.images, ctx.paths.containers, ctx.paths.root,
+                           tempfile.gettempdir()]) from None
     if quiet:
         click.echo(image_id)
         return

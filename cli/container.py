@@ -190,17 +190,26 @@ def create(ctx: CliContext, image: str, command: tuple, **kw):
 
 # --- lifecycle -------------------------------------------------------------
 
-def _each(ctx: CliContext, refs, action, echo=True) -> None:
+def _each(ctx: CliContext, refs, action, echo=True, removes=False) -> None:
     """docker's multi-container verbs: do each, report each failure, exit 1 if any failed.
 
-    `action` returns what to print for the container, or None to print the ref itself.
+    `action` returns what to print for the container, or None to print the ref itself. With
+    `removes`, a ref that named a half-made record (swept by the lookup itself) is done.
     """
     from nsbox.runtime.errors import NsboxError, bounded
+    from nsbox.runtime.store import HalfMadeSwept
     engine = _engine(ctx)
     failed = False
     for ref in refs:
         try:
-            out = action(engine, engine.get(ref))
+            try:
+                rec = engine.get(ref)
+            except HalfMadeSwept:
+                if not removes:
+                    raise
+                click.echo(ref)
+                continue
+            out = action(engine, rec)
             if echo:
                 click.echo(ref if out is None else out)
         except NsboxError as e:
@@ -282,7 +291,7 @@ def wait(ctx: CliContext, containers):
 @pass_cli
 def rm(ctx: CliContext, force, volumes, containers):
     """Remove one or more containers."""
-    _each(ctx, containers, lambda e, r: e.rm(r, force=force, volumes=volumes))
+    _each(ctx, containers, lambda e, r: e.rm(r, force=force, volumes=volumes), removes=True)
 
 
 @click.command()

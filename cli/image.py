@@ -393,7 +393,14 @@ def commit(cli, author, changes, message, pause, container, ref):
     if not os.path.isdir(upper):
         raise InvalidArgument("commit needs the overlay driver (this container has no upper layer)")
     # TODO(lead): pause/unpause through the engine around the walk when -p (default) and running
-    img = _store(cli).commit_container(cid, upper, list(changes), message, author, image_id=cfg.get("Image"), ref=ref)
+    try:
+        img = _store(cli).commit_container(cid, upper, list(changes), message, author, image_id=cfg.get("Image"),
+                                           ref=ref)
+    except OSError as e:
+        from nsbox.runtime.fsutil import disk_full, no_space
+        if not disk_full(e):
+            raise
+        raise no_space(e, [cli.paths.images, cli.paths.root]) from None
     click.echo(img.id)
 
 

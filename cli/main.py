@@ -105,7 +105,8 @@ def run(argv: list[str] | None = None) -> int:
     except OSError as e:
         if os.environ.get("NSBOX_DEBUG"):
             raise
-        click.echo(f"Error: {bounded(str(e))}", err=True)
+        from nsbox.runtime.fsutil import disk_full, no_space
+        click.echo(f"Error: {bounded(no_space(e, []) if disk_full(e) else str(e))}", err=True)
         return 125
     except SystemExit as e:  # click's --help/--version, a verb's own sys.exit
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

@@ -166,7 +166,8 @@ def _seekable(store, f) -> tuple[str, bool]:
     name = getattr(f, "name", None)
     if isinstance(name, str) and os.path.isfile(name):
         return name, False
-    fd, path = tempfile.mkstemp(dir=store.layers.tmp, prefix="load-")
+    from nsbox.image.leftovers import owned
+    fd, path = tempfile.mkstemp(dir=store.layers.tmp, prefix=owned("load-"))
     with os.fdopen(fd, "wb") as out:
         while chunk := f.read(1 << 20):
             out.write(chunk)

@@ -28,7 +28,8 @@ def bootstrap(store, ref: str = "debian:bookworm", *, mirror: str = "http://deb.
 
 def _bootstrap(store, ref, suite, mirror, variant, log):
     # same filesystem as the store, and removed by prune if we are killed
-    work = tempfile.mkdtemp(dir=store.layers.tmp, prefix="bootstrap-")
+    from nsbox.image.leftovers import owned
+    work = tempfile.mkdtemp(dir=store.layers.tmp, prefix=owned("bootstrap-"))
     try:
         rootfs = os.path.join(work, "rootfs")
         log(f"debootstrap --variant={variant} {suite} from {mirror} ...")

@@ -30,7 +30,8 @@ def probe_overlay(tmp_root: str) -> str:
     import shutil
     import tempfile
     from nsbox.runtime import linux
-    d = tempfile.mkdtemp(dir=tmp_root, prefix="probe-")
+    from nsbox.image.leftovers import owned
+    d = tempfile.mkdtemp(dir=tmp_root, prefix=owned("probe-"))
     try:
         for sub in ("l1", "l2", "u", "w", "m"):
             os.mkdir(os.path.join(d, sub))

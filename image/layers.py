@@ -6,7 +6,8 @@
                                     (a diff doesn't depend on its parents under overlay, so the same
                                     diff is shared by every image containing it)
     <store>/tmp/                    everything is written here first and renamed into place, so a
-                                    killed import leaves only temp entries (removed by prune)
+                                    killed import leaves only temp entries; their names carry the
+                                    writer's pid, and the next store open sweeps those of dead ones
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import os
 import stat
 
 from nsbox.image import whiteout as wh
+from nsbox.image.leftovers import owned
 
 # hashlib/tempfile/shutil are imported inside the writers: the `run` hot path only stats layer dirs
 
@@ -40,7 +42,7 @@ def atomic_write(path: str, data: bytes, tmpdir: str | None = None) -> None:
     """tmp + fsync + rename + fsync(dir): readers see the old or the new file, never half of one."""
     import tempfile
     d = tmpdir or os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=owned(".tmp-"))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -166,7 +168,7 @@ class LayerStore:
         """The one way a streamed blob enters the store: write to tmp while hashing, fsync, then
         rename to its digest (same bytes -> same name, so a racing writer is harmless). -> (digest, size)"""
         import tempfile
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="blob-")
+        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix=owned("blob-"))
         try:
             with os.fdopen(fd, "wb") as out:
                 hw = _HashingWriter(out)
@@ -218,7 +220,7 @@ class LayerStore:
         import shutil
         import tempfile
         from nsbox.image import tarsafe
-        tmp = tempfile.mkdtemp(dir=self.tmp, prefix="layer-")
+        tmp = tempfile.mkdtemp(dir=self.tmp, prefix=owned("layer-"))
         try:
             os.mkdir(os.path.join(tmp, "diff"), 0o755)
             with open(self.blob_path(diff_id), "rb") as f:

@@ -8,6 +8,8 @@
     <root>/image/lock                   flock held only around the metadata commit (short)
     <root>/image/gc.lock                shared by every import in flight, exclusive for GC: GC never
                                         deletes a layer an unfinished import is about to reference
+    <root>/image/builds/<random>        a build's journal of the images it committed (leftovers.py):
+                                        what a killed build left dangling goes at the next store open
 
 The run hot path (resolve + prepare_rootfs of an existing image) reads three small JSON files and
 stats the layer dirs: no tarfile/gzip imports.
@@ -65,6 +67,11 @@ class ImageStore:
         self._driver = driver or os.environ.get("NSBOX_STORAGE_DRIVER") or None
         self._refs_path = os.path.join(self.root, "refs.json")
         self._images_dir = os.path.join(self.root, "images")
+        from nsbox.image import leftovers
+        try:
+            leftovers.sweep(self)  # what killed imports and builds left behind (two listdirs if nothing)
+        except OSError:
+            pass  # a read-only or damaged store still opens; the next open tries again
 
     # ------------------------------------------------------------------ setup, locks
     def init(self) -> None:
@@ -328,7 +335,12 @@ class ImageStore:
                 for d in cfg.get("rootfs", {}).get("diff_ids", []):
                     keep_blobs.add(hexof(d))
                     keep_layers.add(hexof(d))
-            for name in os.listdir(self.layers.tmp):  # nobody holds gc.lock shared: all of it is stale
+            from nsbox.image.leftovers import stale_tmp
+            for name in os.listdir(self.layers.tmp):
+                # nobody holds gc.lock shared: all of it is stale, but for the short writes a live
+                # process makes outside the guard (metadata commits), which its pid in the name keeps
+                if not stale_tmp(name, True):
+                    continue
                 p = os.path.join(self.layers.tmp, name)
                 shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
                 removed["tmp"] += 1

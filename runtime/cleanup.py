@@ -47,7 +47,7 @@ def release_network(paths: Paths, rec: ContainerRecord, cfg: dict | None = None)
         st = rec.load_state()
         st.NetNS = ""
         st.Network = {}
-        rec.save_state(st)
+        rec.try_save_state(st)
 
 
 def _holds_network(rec: ContainerRecord) -> bool:
@@ -128,7 +128,7 @@ def remove(paths: Paths, rec: ContainerRecord, cfg: dict, volumes: bool = False,
     with rec.lock():
         st = rec.load_state()
         st.Status = S.REMOVING
-        rec.save_state(st)
+        rec.try_save_state(st)  # removal needs no free space, and must work on a full disk
     release_network(paths, rec, cfg)
     if not cgroup_released:
         release_cgroup(cfg)
@@ -181,7 +181,7 @@ def reconcile(paths: Paths, rec: ContainerRecord) -> S.ContainerState:
             st.ExitCode = st.ExitCode or 255
             st.Error = st.Error or "container monitor exited unexpectedly"
             st.Pid = 0
-            rec.save_state(st)
+            rec.try_save_state(st)
     try:
         cfg = rec.config()
     except (OSError, ValueError):

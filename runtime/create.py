@@ -115,6 +115,9 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             from nsbox.runtime.idmap import chown_tree
             chown_tree(plan.rootfs, U.shift_ids(uidmap, gidmap))
             plan.idshift = "chown"
+        if os.environ.get("NSBOX_TEST_CRASH") == "create":  # tests only: a kill -9 of a half-made create
+            import signal
+            os.kill(os.getpid(), signal.SIGKILL)
         rootfs_path = os.path.join(rec.dir, "merged")
         os.makedirs(rootfs_path, exist_ok=True)
         stop_timeout = req.stop_timeout
@@ -169,8 +172,8 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
             from nsbox.runtime.userns import host_id
             for name in ("hosts", "hostname", "resolv.conf"):
                 os.chown(os.path.join(rec.dir, name), host_id(uidmap, 0), host_id(gidmap, 0))
-        rec.save_config(cfg)
         rec.save_state(S.ContainerState())
+        rec.save_config(cfg)  # last: config.json is what makes the record whole
     except BaseException:
         from nsbox.runtime.cleanup import remove
         try:
@@ -178,6 +181,8 @@ def build_container(engine, req: G.ContainerRequest, on_record=None) -> tuple[Co
         except Exception:
             engine.store.forget(rec, name)
         raise
+    finally:
+        engine.store.done_creating(rec)
     return rec, warnings
 
 

@@ -119,7 +119,7 @@ class Engine:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if st.Status == S.REMOVING:
                 raise Conflict(f"container {rec.id[:12]} is marked for removal and cannot be started")
-            st.ManuallyStopped = False
+            rec.clear_stopped(st)
             st.Error = ""
             rec.save_state(st)
         if handle is None:
@@ -233,21 +233,21 @@ class Engine:
 
     # --- stop / kill -------------------------------------------------------
     def kill(self, rec: ContainerRecord, sig: int = signal.SIGKILL, manual: bool = True) -> None:
+        reconcile(self.paths, rec)  # before the lock: it may take the lock itself
         with rec.lock():
-            st = reconcile(self.paths, rec)
+            st = rec.load_state()
             if st.Status not in (S.RUNNING, S.PAUSED, S.RESTARTING):
                 raise Conflict(f"Cannot kill container: {rec.id[:12]}: Container {rec.id} is not running")
+            # the signal first: on a full disk the state write below fails, and that must not keep
+            # the container alive. The monitor records the exit under this same lock, so it still
+            # sees ManuallyStopped (and does not restart the container).
+            if st.Status != S.RESTARTING and st.Pid and S.alive(st.Pid, st.PidStart):
+                try:
+                    os.kill(st.Pid, sig)
+                except ProcessLookupError:
+                    pass
             if manual:
-                st.ManuallyStopped = True
-                rec.save_state(st)
-        if st.Status == S.RESTARTING or not st.Pid:
-            return
-        if not S.alive(st.Pid, st.PidStart):
-            return
-        try:
-            os.kill(st.Pid, sig)
-        except ProcessLookupError:
-            pass
+                rec.mark_stopped(st)
         if st.Status == S.PAUSED and sig == signal.SIGKILL:
             self._thaw(rec)  # a frozen task cannot die until it is thawed
 
@@ -262,8 +262,7 @@ class Engine:
         sig = parse_signal(cfg["Config"].get("StopSignal") or "SIGTERM")
         with rec.lock():
             st = rec.load_state()
-            st.ManuallyStopped = True
-            rec.save_state(st)
+            rec.mark_stopped(st)  # never fatal: a full disk must not keep the container running
         if st.Status == S.RESTARTING:
             self.wait(rec, timeout=30)
             return
@@ -350,6 +349,14 @@ class Engine:
 
     # --- remove / rename ---------------------------------------------------
     def rm(self, rec: ContainerRecord, force: bool = False, volumes: bool = False) -> None:
+        try:
+            self._rm(rec, force, volumes)
+        except (NotFound, FileNotFoundError):
+            if os.path.isdir(rec.dir):
+                raise
+            # its own --rm (or another rm) removed it while we were at it: what was asked is done
+
+    def _rm(self, rec: ContainerRecord, force: bool, volumes: bool) -> None:
         st = reconcile(self.paths, rec)
         if not rec.exists():
             return
@@ -366,7 +373,11 @@ class Engine:
             self.wait(rec, timeout=30)
         if not rec.exists():
             return  # --rm got there first
-        remove(self.paths, rec, rec.config(), volumes=volumes)
+        try:
+            cfg = rec.config()
+        except FileNotFoundError:
+            return  # --rm got there between the check and the read
+        remove(self.paths, rec, cfg, volumes=volumes)
 
     def rename(self, rec: ContainerRecord, new: str) -> None:
         from nsbox.runtime.names import valid_name

@@ -19,17 +19,55 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o644, durable: bool 
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            write_all(fd, data)  # a nearly full disk takes part of a write before it says ENOSPC
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        # never a tmp file left behind (a full disk makes this the common failure)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def disk_full(e: BaseException) -> bool:
+    """ENOSPC or EDQUOT: the filesystem (or the quota) has no room left."""
+    import errno
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def write_json(path: str, obj, durable: bool = False) -> None:
     # compact, as docker's own state files: json's C encoder does not do indent (5x slower)
     write_atomic(path, json.dumps(obj, separators=(",", ":")), durable=durable)
+
+
+def no_space(e: OSError, candidates: list[str]):
+    """A full disk as one line that names what filled up: the file being written when the kernel
+    said so, else the first of `candidates` (the directories the command writes to) with no room."""
+    from nsbox.runtime.errors import NsboxError
+    where = e.filename
+    if not where:
+        for d in candidates:
+            try:
+                v = os.statvfs(d)
+            except OSError:
+                continue
+            if v.f_bavail == 0 or v.f_favail == 0:
+                where = d
+                break
+    what = "quota exceeded" if e.errno == __import__("errno").EDQUOT else "no space left on device"
+    return NsboxError(f"{what}: {where} is full" if where else what)
 
 
 def read_json(path: str):
@@ -46,6 +84,19 @@ def locked(path: str, shared: bool = False):
         yield fd
     finally:
         os.close(fd)
+
+
+def try_flock(path: str, create: bool = False) -> int | None:
+    """An exclusive flock without waiting: the fd holding it, or None while another process holds
+    it. A missing file raises FileNotFoundError unless `create`."""
+    flags = os.O_RDWR | os.O_CREAT if create else os.O_RDONLY
+    fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except BlockingIOError:
+        os.close(fd)
+        return None
 
 
 def now_iso() -> str:

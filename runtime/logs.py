@@ -19,6 +19,7 @@ class JsonFileWriter:
         self.max_size = max_size
         self.max_file = max(1, max_file)
         self.partial = {"stdout": b"", "stderr": b""}
+        self.dropped = 0
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         self.size = os.fstat(self.fd).st_size
 
@@ -43,7 +44,15 @@ class JsonFileWriter:
                          ensure_ascii=False).encode() + b"\n"
         if self.max_size and self.size + len(rec) > self.max_size and self.size > 0:
             self._rotate()
-        os.write(self.fd, rec)
+        from nsbox.runtime.fsutil import disk_full, write_all
+        try:
+            write_all(self.fd, rec)
+        except OSError as e:
+            if not disk_full(e):
+                raise
+            self.dropped += 1  # docker's json-file drops what does not fit; the monitor must live on
+            self.size = os.fstat(self.fd).st_size
+            return
         self.size += len(rec)
 
     def _rotate(self) -> None:
@@ -61,31 +70,3 @@ class JsonFileWriter:
     def close(self) -> None:
         self.flush()
         os.close(self.fd)
-
-
-def log_files(path: str) -> list[str]:
-    """Oldest first: path.N ... path.1, path."""
-    out = []
-    i = 1
-    while os.path.exists(f"{path}.{i}"):
-        out.append(f"{path}.{i}")
-        i += 1
-    return list(reversed(out)) + ([path] if os.path.exists(path) else [])
-
-
-def read_records(path: str, read_to: dict | None = None):
-    """Every record, oldest first. read_to[file] = (inode, offset) after the last whole line read,
-    so that a follower goes on exactly there (a line appended meanwhile is neither lost nor doubled)."""
-    for p in log_files(path):
-        with open(p, "rb") as f:
-            pos = 0
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break  # still being written: a follower reads it whole
-                pos += len(line)
-                try:
-                    yield json.loads(line)
-                except ValueError:
-                    continue
-            if read_to is not None:
-                read_to[p] = (os.fstat(f.fileno()).st_ino, pos)

@@ -1,8 +1,6 @@
 """`logs`: read the json-file log with docker's --tail/--since/--until/-t/-f semantics."""
 from __future__ import annotations
 
-import json
-import os
 import re
 import sys
 import time
@@ -10,7 +8,7 @@ import time
 from nsbox.runtime import state as S
 from nsbox.runtime.errors import InvalidArgument
 from nsbox.runtime.fsutil import parse_iso
-from nsbox.runtime.logs import read_records
+from nsbox.runtime.logread import LogReader
 
 _REL = re.compile(r"^(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)$")
 
@@ -47,43 +45,32 @@ def show_logs(engine, rec, follow: bool = False, tail: str = "all", since: str |
     if tail not in ("all", "") and not (tail.isdigit() or (tail.startswith("-") and tail[1:].isdigit())):
         raise InvalidArgument(f"invalid value for tail: {tail}")
     t_since, t_until = parse_time(since), parse_time(until)
-    read_to: dict = {}
-    recs = [r for r in read_records(rec.log_path, read_to)
-            if (t_since is None or parse_iso(r["time"]) >= t_since)
-            and (t_until is None or parse_iso(r["time"]) <= t_until)]
-    if tail not in ("all", "") and int(tail) >= 0:
-        recs = recs[len(recs) - int(tail):] if int(tail) else []
-    for r in recs:
-        _emit(r, timestamps)
-    if not follow or t_until is not None:
-        return
-    # follow: keep reading the live file (reopening it after a rotation) while the container runs
-    path = rec.log_path
-    ino, pos = read_to.get(path, (0, 0))  # where the read above stopped, not the size now
-    buf = b""
+    reader = LogReader(rec.log_path)
+    try:
+        recs = [r for r in reader.records()
+                if (t_since is None or parse_iso(r["time"]) >= t_since)
+                and (t_until is None or parse_iso(r["time"]) <= t_until)]
+        if tail not in ("all", "") and int(tail) >= 0:
+            recs = recs[len(recs) - int(tail):] if int(tail) else []
+        for r in recs:
+            _emit(r, timestamps)
+        if not follow or t_until is not None:
+            return
+        _follow(engine, rec, reader, timestamps)
+    finally:
+        reader.close()
+
+
+def _follow(engine, rec, reader: LogReader, timestamps: bool) -> None:
+    """Until the container has stopped and its monitor has written its last line."""
     while True:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            st = None
-        if st is not None and (st.st_ino != ino or st.st_size < pos):
-            ino, pos = st.st_ino, 0
-        if st is not None and st.st_size > pos:
-            with open(path, "rb") as f:
-                f.seek(pos)
-                chunk = f.read()
-                pos = f.tell()
-            buf += chunk
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                try:
-                    _emit(json.loads(line), timestamps)
-                except ValueError:
-                    continue
+        st = engine.state(rec) if rec.exists() else S.ContainerState(Status=S.EXITED)
+        final = not st.running and not S.alive(st.MonitorPid, st.MonitorStart)
+        recs = reader.poll()  # after the look at the state: what came before the exit is read
+        for r in recs:
+            _emit(r, timestamps)
+        if recs:
             continue
-        state = engine.state(rec) if rec.exists() else S.ContainerState(Status=S.EXITED)
-        if state.Status not in (S.RUNNING, S.PAUSED, S.RESTARTING):
-            if os.path.exists(path) and os.path.getsize(path) > pos:
-                continue
+        if final:
             return
         time.sleep(0.1)

@@ -444,7 +444,7 @@ class Monitor:
             st.Pid = 0
             st.PidStart = 0
             st.FinishedAt = now_iso()
-            self.rec.save_state(st)
+            self.rec.try_save_state(st)  # a full disk must not stop the cleanup below
         if oom:
             self.event("oom")
         self.event("die", exitCode=str(code))
@@ -452,18 +452,11 @@ class Monitor:
 
     def event(self, action: str, **attrs) -> None:
         """One line per event in the root's events log (docker events' shape)."""
+        from nsbox.runtime import events
         rec = {"status": action, "id": self.rec.id, "Type": "container", "Action": action,
                "Actor": {"ID": self.rec.id, "Attributes": {"name": self.cfg.get("Name", "").lstrip("/"), **attrs}},
                "time": int(time.time()), "timeNano": time.time_ns()}
-        try:
-            fd = os.open(os.path.join(self.paths.root, "events.log"),
-                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, json.dumps(rec).encode() + b"\n")
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+        events.append(self.paths.root, rec)
 
     def should_restart(self, st: S.ContainerState, ran_for: float, failures: int) -> bool:
         try:  # re-read: `nsbox update --restart` may have changed the policy while we ran
@@ -472,7 +465,7 @@ class Monitor:
             pass
         pol = self.cfg.get("HostConfig", {}).get("RestartPolicy", {})
         name = pol.get("Name", "")
-        if st.ManuallyStopped or not name or name == "no" or self.cfg.get("HostConfig", {}).get("AutoRemove"):
+        if self.rec.manually_stopped(st) or not name or name == "no" or self.cfg.get("HostConfig", {}).get("AutoRemove"):
             return False
         if name == "on-failure":
             if st.ExitCode == 0:
@@ -571,7 +564,7 @@ class Monitor:
         """Sit in 'restarting' for the backoff; False when someone stopped us meanwhile."""
         with self.rec.lock():
             st = self.rec.load_state()
-            if st.ManuallyStopped:
+            if self.rec.manually_stopped(st):
                 return False
             st.Status = S.RESTARTING
             st.RestartCount += 1
@@ -579,7 +572,7 @@ class Monitor:
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline:
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-            if self.rec.load_state().ManuallyStopped:
+            if self.rec.manually_stopped(self.rec.load_state()):
                 with self.rec.lock():
                     st = self.rec.load_state()
                     st.Status = S.EXITED

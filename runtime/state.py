@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-from nsbox.runtime.fsutil import ZERO_TIME, locked, read_json, write_json
+from nsbox.runtime.errors import NotFound
+from nsbox.runtime.fsutil import ZERO_TIME, disk_full, locked, read_json, write_json
 from nsbox.runtime.paths import Paths
 
 # docker's states
@@ -64,6 +65,7 @@ class ContainerRecord:
         self.id = cid
         self.dir = paths.container_dir(cid)
         self.run_dir = paths.run_dir(cid)
+        self.create_fd: int | None = None  # the create lock, held while the record is half-made
 
     @property
     def config_path(self) -> str:
@@ -95,7 +97,11 @@ class ContainerRecord:
         write_json(self.config_path, cfg)
 
     def lock(self):
-        return locked(self.lock_path)
+        """The state lock. A record removed meanwhile (its own --rm raced us) is "No such container",
+        not a raw ENOENT on the lock file."""
+        if not os.path.isdir(self.dir):
+            raise NotFound(f"No such container: {self.id}")
+        return _record_lock(self)
 
     @property
     def start_lock_path(self) -> str:
@@ -115,4 +121,62 @@ class ContainerRecord:
         return ContainerState(**{k: v for k, v in data.items() if k in known})
 
     def save_state(self, st: ContainerState) -> None:
-        write_json(self.state_path, asdict(st))
+        try:
+            write_json(self.state_path, asdict(st))
+        except FileNotFoundError:
+            if os.path.isdir(self.dir):
+                raise
+            raise NotFound(f"No such container: {self.id}") from None
+
+    @property
+    def stop_marker(self) -> str:
+        return os.path.join(self.dir, "stop-requested")
+
+    def mark_stopped(self, st: ContainerState) -> None:
+        """Record a manual stop/kill (the monitor must not restart the container). On a full disk the
+        state cannot be rewritten; an empty marker file needs no data block and says the same."""
+        st.ManuallyStopped = True
+        if not self.try_save_state(st):
+            try:
+                os.close(os.open(self.stop_marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            except OSError:
+                pass
+
+    def manually_stopped(self, st: ContainerState) -> bool:
+        return st.ManuallyStopped or os.path.exists(self.stop_marker)
+
+    def clear_stopped(self, st: ContainerState) -> None:
+        st.ManuallyStopped = False
+        try:
+            os.unlink(self.stop_marker)
+        except FileNotFoundError:
+            pass
+
+    def try_save_state(self, st: ContainerState) -> bool:
+        """save_state for steps that must go on with a full disk (kill, stop, rm, recording an exit):
+        False when there was no room; the state is reconciled from the live processes anyway."""
+        try:
+            self.save_state(st)
+            return True
+        except OSError as e:
+            if disk_full(e):
+                return False
+            raise
+
+
+class _record_lock:
+    """locked(lock_path), but ENOENT (the directory vanished between the check and the open) is
+    NotFound too."""
+
+    def __init__(self, rec: ContainerRecord):
+        self.rec = rec
+        self.cm = locked(rec.lock_path)
+
+    def __enter__(self):
+        try:
+            return self.cm.__enter__()
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {self.rec.id}") from None
+
+    def __exit__(self, *exc):
+        return self.cm.__exit__(*exc)

@@ -100,7 +100,10 @@ def nsbox_env(tmp_path_factory):
     _remove_all(env)
     # commands still running in this run's preload server (titled "nsbox <verb> ...", without our
     # paths, so _snapshot cannot tell them from another run's): found as the server's children
-    stray = _server_workers(runroot)
+    # (a worker whose client has just returned may still be exiting: wait for it, bounded)
+    deadline = time.monotonic() + 10
+    while (stray := _server_workers(runroot)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     from nsbox.runtime.cleanup import purge_root
     purge_root(paths)
     deadline = time.monotonic() + 10

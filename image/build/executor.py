@@ -109,6 +109,7 @@ class Builder:
         self.used_args: set[str] = set()
         self.ctx = None
         self._engine = None
+        self.journal = None
 
     # ------------------------------------------------------------------ driver
     def build(self, text: str):
@@ -143,6 +144,14 @@ class Builder:
                     self.used_args.add(k)
                 elif v is not None:
                     self.global_args[k] = v
+        from nsbox.image.leftovers import BuildJournal
+        self.journal = BuildJournal(self.store)  # a kill -9 leaves it, and the next store open sweeps
+        try:
+            return self._build(stages)
+        finally:
+            self.journal.close()
+
+    def _build(self, stages):
         total = sum(1 + len(s.body) for s in stages)
         n = 0
         with self.store.import_guard():   # keeps GC from collecting this build's fresh layers
@@ -171,7 +180,12 @@ class Builder:
         return image_id
 
     def _commit(self, cfg: dict):
-        return self.store.commit_image(cfg)
+        import hashlib
+        from nsbox.image.imageconfig import serialize
+        raw = serialize(cfg)
+        if self.journal is not None:  # before the image exists: a kill in between leaves no stray
+            self.journal.add("sha256:" + hashlib.sha256(raw).hexdigest())
+        return self.store.commit_image(cfg, raw=raw)
 
     # ------------------------------------------------------------------ FROM
     def _from(self, s: Stage, stages: list[Stage]) -> None:
@@ -232,6 +246,8 @@ class Builder:
         if img is None:
             return False
         self.out(" ---> Using cache")
+        if self.journal is not None:  # a dangling cached image this build stands on is not debris
+            self.journal.add(img.id)
         s.config = copy.deepcopy(img.config)
         s.image_id = img.id
         self.out(f" ---> {img.short_id}")
@@ -503,7 +519,8 @@ def _cfg_digest(cfg: dict) -> str:
 def _empty_layer(store) -> str:
     """A COPY that changed nothing still adds a (empty) layer, like docker."""
     import tempfile
-    d = tempfile.mkdtemp(dir=store.layers.tmp, prefix="build-empty-")
+    from nsbox.image.leftovers import owned
+    d = tempfile.mkdtemp(dir=store.layers.tmp, prefix=owned("build-empty-"))
     try:
         return store.layers.layer_from_dir(d)[0]
     finally:

@@ -29,7 +29,8 @@ def run_in_overlay(store, diff_ids: list[str], fn: Callable[[str, str | None], N
     if store.driver_name != OVERLAY:
         raise NsboxError("nsbox build needs the overlay storage driver (this store uses the copy driver)")
     store.init()
-    tmp = tempfile.mkdtemp(dir=store.layers.tmp, prefix="build-")
+    from nsbox.image.leftovers import owned
+    tmp = tempfile.mkdtemp(dir=store.layers.tmp, prefix=owned("build-"))
     try:
         dirs = {k: os.path.join(tmp, k) for k in ("upper", "work", "merged", "src")}
         for d in dirs.values():
@@ -45,6 +46,9 @@ def run_in_overlay(store, diff_ids: list[str], fn: Callable[[str, str | None], N
                 _child(lowers, dirs, src_lowers, fn)
             except BaseException as e:
                 code = 1
+                from nsbox.runtime.fsutil import disk_full, no_space
+                if disk_full(e):  # say which path filled up (the step's upper layer, under the store)
+                    e = no_space(e, [dirs["upper"], store.layers.tmp])
                 msg = str(e) if isinstance(e, NsboxError) else f"{type(e).__name__}: {e}"
                 if os.environ.get("NSBOX_DEBUG"):
                     msg += "\n" + traceback.format_exc()

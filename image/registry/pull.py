@@ -112,7 +112,8 @@ def _fetch_layer(client, store, repo: str, desc: M.Descriptor, diff_id: str, pro
         return
     import tempfile
     task = prog.task(short, desc.size, "Downloading")
-    fd, tmp = tempfile.mkstemp(dir=store.layers.tmp, prefix="pull-")
+    from nsbox.image.leftovers import owned
+    fd, tmp = tempfile.mkstemp(dir=store.layers.tmp, prefix=owned("pull-"))
     os.close(fd)
     try:
         _download(client, repo, desc, tmp, task)

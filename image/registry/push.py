@@ -96,7 +96,8 @@ def compress_layer(store, diff_id: str) -> tuple[str, str, int]:
     import gzip
     import hashlib
     import tempfile
-    fd, tmp = tempfile.mkstemp(dir=store.layers.tmp, prefix="push-")
+    from nsbox.image.leftovers import owned
+    fd, tmp = tempfile.mkstemp(dir=store.layers.tmp, prefix=owned("push-"))
     h = hashlib.sha256()
 
     class Hashing:

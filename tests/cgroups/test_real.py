@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+from nsbox_testlib import wait_for
 
 from nsbox.runtime import units
 from nsbox.runtime.cgroups import Resources, default_device_rules
@@ -95,11 +96,14 @@ def test_pids_limit_stops_fork_loop(lab, tmp_path):
     res, _ = units.resources_from_flags(pids_limit="5")
     cg = lab.create("pids", res)
     out = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o600)
-    code = ("import os, time\nkids, err = [], None\n"
+    # the children live until the parent is done forking (they wait for the pipe to close): a
+    # slow machine cannot let one exit early and free a pid for another fork
+    code = ("import os\nkids, err = [], None\nr, w = os.pipe()\n"
             "for i in range(20):\n"
             "    try:\n        k = os.fork()\n    except OSError as e:\n        err = e.errno; break\n"
-            "    if k == 0:\n        time.sleep(2); os._exit(0)\n    kids.append(k)\n"
+            "    if k == 0:\n        os.close(w); os.read(r, 1); os._exit(0)\n    kids.append(k)\n"
             "print(len(kids), err, flush=True)\n"
+            "os.close(w)\n"
             "for k in kids: os.waitpid(k, 0)\n")
     child = lab.python(cg, code, stdout=out)
     os.close(out)
@@ -153,16 +157,14 @@ def _utime(pid: int) -> int:
 def test_freeze_and_thaw(lab):
     cg = lab.create()
     child = lab.python(cg, BUSY)
-    time.sleep(0.3)
     cg.freeze()
     assert cg.is_frozen()
     u1 = _utime(child.pid)
-    time.sleep(0.5)
+    time.sleep(0.5)  # a frozen task accrues nothing, however long we look
     assert _utime(child.pid) == u1
     cg.thaw()
     assert not cg.is_frozen()
-    time.sleep(0.5)
-    assert _utime(child.pid) > u1
+    assert wait_for(lambda: _utime(child.pid) > u1, timeout=60)  # it runs again (when it gets a CPU)
 
 
 def test_kill_all_kills_the_tree(lab):
@@ -242,9 +244,9 @@ def test_stats_move_when_the_child_works(lab):
     cg = lab.create("stats", res)
     before = cg.stats()
     lab.python(cg, "import time\nb=bytearray(40<<20)\nfor i in range(0, len(b), 4096): b[i]=1\n"
-                   "t=time.time()\nwhile time.time()-t<0.5: pass\ntime.sleep(600)")
+                   "t=time.process_time()\nwhile time.process_time()-t<0.5: pass\ntime.sleep(600)")
     s = before
-    for _ in range(100):
+    for _ in range(1200):  # bounded, and long enough for a loaded machine
         s = cg.stats()
         if s["memory_usage"] > 30 << 20 and s["cpu_usage_ns"] > 300_000_000:
             break

@@ -101,10 +101,13 @@ def test_resize_reaches_the_container(nsbox):
     assert read_until(b"10 40")
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 132, 0, 0))
     p.send_signal(signal.SIGWINCH)   # no controlling tty for the CLI here, so deliver it by hand
-    time.sleep(0.3)
-    out = b""
-    os.write(master, b"stty size\r")
-    assert read_until(b"50 132")
+    for _ in range(100):  # the resize travels on its own; ask again until it has arrived (bounded)
+        out = b""
+        os.write(master, b"stty size\r")
+        assert read_until(b"# ")
+        if b"50 132" in out:
+            break
+    assert b"50 132" in out, out
     os.write(master, b"exit\r")
     p.wait(timeout=30)
     os.close(master)
@@ -153,10 +156,65 @@ def test_log_rotation(nsbox):
     assert lines[-1] == "line-199" and lines == [f"line-{i}" for i in range(200 - len(lines), 200)]
 
 
-def test_attach_to_running(nsbox):
-    cid = nsbox.ok("run", "-d", *NONE, "busybox", "sh", "-c", "sleep 1; echo late; exit 6").strip()
-    r = nsbox("attach", cid)
-    assert "late" in r.stdout and r.returncode == 6
+def test_logs_follow_across_rotations_loses_nothing(nsbox, tmp_path):
+    """50,000 numbered lines through max-size=1m/max-file=3 (six rotations): `logs -f` prints each
+    once, in order. The container writes in chunks of 5,000 (~600 KB, under one file) and waits for
+    the test to see the last line of a chunk before the next: the follower is never more than one
+    rotation behind, where no line may be lost."""
+    chunks, per = 10, 5000
+    script = ("i=0; while [ $i -lt %d ]; do seq $((i*%d+1)) $((i*%d+%d)) | sed 's/$/ %s/'; "
+              "while [ ! -e /x/go.$i ]; do sleep 0.02; done; i=$((i+1)); done"
+              % (chunks, per, per, per, "pad" * 20))
+    cid = nsbox.ok("run", "-d", *NONE, "-v", f"{tmp_path}:/x", "--log-opt", "max-size=1m",
+                   "--log-opt", "max-file=3", "busybox", "sh", "-c", script).strip()
+    out_path = tmp_path / "follow.out"
+    with open(out_path, "wb") as out:
+        p = nsbox.popen("logs", "-f", cid, stdout=out, stderr=subprocess.PIPE)  # a file: it never blocks
+    seen: list[int] = []
+    pos = 0
+    buf = b""
+
+    def read_more() -> None:
+        nonlocal pos, buf
+        with open(out_path, "rb") as f:
+            f.seek(pos)
+            data = f.read()
+        pos += len(data)
+        *lines, buf = (buf + data).split(b"\n")
+        seen.extend(int(ln.split()[0]) for ln in lines if ln)
+
+    try:
+        for i in range(chunks):
+            last = (i + 1) * per
+            assert wait_for(lambda: (read_more(), seen and seen[-1] >= last)[1], timeout=120), (i, seen[-3:])
+            (tmp_path / f"go.{i}").touch()
+        assert p.wait(timeout=120) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    read_more()
+    log = nsbox.inspect(cid)["LogPath"]
+    assert os.path.exists(log + ".2") and not os.path.exists(log + ".3")  # it did rotate
+    missing = sorted(set(range(1, chunks * per + 1)) - set(seen))
+    assert not missing, f"{len(missing)} lines lost, first {missing[:5]}"
+    assert seen == list(range(1, chunks * per + 1))
+
+
+def test_attach_to_running(nsbox, tmp_path):
+    # it ticks until the test has seen a tick through attach, so it is surely running and attached
+    cid = nsbox.ok("run", "-d", *NONE, "-v", f"{tmp_path}:/x", "busybox", "sh", "-c",
+                   "while [ ! -e /x/go ]; do echo tick; sleep 0.05; done; echo late; exit 6").strip()
+    p = nsbox.popen("attach", cid, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "tick\n"
+        (tmp_path / "go").touch()
+        out, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "late" in out and p.returncode == 6
 
 
 def test_detach_keys_leave_the_container_running(nsbox):

@@ -130,3 +130,63 @@ def test_run_rm_deletes_files_after_answering_and_sweeps_leftovers(nsbox, paths)
     os.utime(trash, (old, old))
     nsbox.ok("ps", "-a")
     assert not os.path.exists(trash)
+
+
+def test_rm_f_racing_the_containers_own_rm(nsbox, tmp_path):
+    """rm -f while the --rm container removes itself: it succeeds or says "No such container",
+    never a raw error about a file of the vanishing record."""
+    import os
+    import subprocess
+    import time
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    outcomes = []
+    for i in range(45):
+        cid = nsbox.ok("run", "-d", "--rm", *NONE, "-v", f"{tmp_path}:/x", "busybox",
+                       "sh", "-c", "read x < /x/go").strip()
+        w = os.open(fifo, os.O_WRONLY)  # returns once the container has it open: it is running
+        rm = nsbox.popen("rm", "-f", cid, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(i % 4 * 0.01)  # not a wait for anything: spreads where in rm -f the exit lands
+        os.close(w)  # EOF: the container exits and its monitor removes it, racing the rm -f
+        out, err = rm.communicate(timeout=120)
+        outcomes.append((rm.returncode, err.strip()))
+        assert wait_for(lambda: nsbox("inspect", cid).returncode != 0, timeout=60)
+    bad = [o for o in outcomes if o[0] != 0 and "No such container" not in o[1]]
+    assert not bad, bad
+    assert not [o for o in outcomes if "Errno" in o[1]], outcomes
+
+
+def test_events_log_is_rotated_by_size(nsbox):
+    """events.log never grows past its bound: the monitor's append that passes it rotates the file,
+    and the reader still sees the newest events after the older ones."""
+    import json
+    import os
+    from nsbox.runtime import events
+    path = events.log_path(nsbox.root)
+    old = {"status": "die", "id": "0" * 64, "Type": "container", "Action": "die", "time": 1}
+    with open(path, "a") as f:
+        while f.tell() <= events.MAX_BYTES:
+            f.write(json.dumps(old) + "\n")
+    cid = nsbox.ok("run", "-d", *NONE, "busybox", "true").strip()
+    nsbox.ok("wait", cid)
+    assert wait_for(lambda: [e["Action"] for e in events.read(nsbox.root) if e["id"] == cid] == ["start", "die"])
+    assert os.path.getsize(path) < events.MAX_BYTES and os.path.exists(path + ".1")
+    assert events.read(nsbox.root)[-1]["id"] == cid
+
+
+def test_kill_and_rm_of_a_record_that_removed_itself_meanwhile(nsbox, paths, tmp_path):
+    """The race above, made deterministic: rm -f looked the container up while it ran, then the
+    container exited and its monitor removed it (--rm) before rm -f took its lock."""
+    import os
+    from nsbox.runtime.engine import Engine
+    from nsbox.runtime.errors import NotFound
+    os.mkfifo(tmp_path / "go")
+    cid = nsbox.ok("run", "-d", "--rm", *NONE, "-v", f"{tmp_path}:/x", "busybox",
+                   "sh", "-c", "read x < /x/go").strip()
+    eng = Engine(paths)
+    rec = eng.get(cid)
+    os.close(os.open(tmp_path / "go", os.O_WRONLY))  # EOF: it exits and removes itself
+    assert wait_for(lambda: not os.path.isdir(rec.dir), timeout=60)
+    with pytest.raises(NotFound, match="No such container"):
+        eng.kill(rec)               # not a raw ENOENT about its lock file
+    eng.rm(rec, force=True)         # what was asked is done

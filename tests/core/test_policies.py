@@ -46,14 +46,18 @@ def test_restart_and_rm_conflict(nsbox):
     assert r.returncode == 125
 
 
-def test_rm_happens_after_the_cli_is_killed(nsbox):
-    p = nsbox.popen("run", "--rm", "--name", "orphan", *NONE, "busybox", "sleep", "1",
+def test_rm_happens_after_the_cli_is_killed(nsbox, tmp_path):
+    # it runs until the test says so (no race with a short sleep on a slow machine)
+    p = nsbox.popen("run", "--rm", "--name", "orphan", *NONE, "-v", f"{tmp_path}:/x", "busybox",
+                    "sh", "-c", "while [ ! -e /x/go ]; do sleep 0.05; done",
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_for(lambda: nsbox("inspect", "orphan").returncode == 0
-                    and nsbox.inspect("orphan")["State"]["Status"] == "running")
+                    and nsbox.inspect("orphan")["State"]["Status"] == "running", timeout=60)
     p.kill()
     p.wait()
-    assert wait_for(lambda: nsbox("inspect", "orphan").returncode != 0, timeout=30)
+    assert nsbox.inspect("orphan")["State"]["Status"] == "running"
+    (tmp_path / "go").touch()  # now it exits on its own, with no CLI around
+    assert wait_for(lambda: nsbox("inspect", "orphan").returncode != 0, timeout=60)
 
 
 def test_container_survives_its_cli(nsbox):

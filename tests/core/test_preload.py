@@ -123,6 +123,10 @@ def test_killing_the_client_kills_its_worker(nsbox, warm, nsbox_env):
         return None
     w = wait_for(worker, timeout=30)
     assert w and ppid(w) == srv, (cmdline(w), server_log(nsbox_env["runroot"]))
+    # the worker lives as long as the container it is attached to: kill once that is running (a kill
+    # in the middle of create would leave no container, rightly)
+    assert wait_for(lambda: nsbox("inspect", marker).returncode == 0
+                    and nsbox.inspect(marker)["State"]["Running"], timeout=60)
     p.kill()  # like kill -9 of a CLI: its worker goes too, the container stays
     p.wait()
     assert wait_for(lambda: not os.path.exists(f"/proc/{w}") or _zombie(w), timeout=30)

@@ -1,7 +1,6 @@
 """The limits are really enforced on real containers (counters and states, never timings)."""
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -15,11 +14,8 @@ BUSY = ("sh", "-c", "while :; do :; done")
 
 
 def _events(nsbox) -> list[dict]:
-    path = os.path.join(nsbox.root, "events.log")
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    from nsbox.runtime import events
+    return events.read(nsbox.root)  # both generations of the rotated log
 
 
 @pytest.mark.vm
