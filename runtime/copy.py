@@ -30,9 +30,9 @@ def _base(path: str, root: inroot.Root) -> str:
 
 
 def _copy(sroot: inroot.Root, spath: str, droot: inroot.Root, dpath: str, follow: bool,
-          archive: bool, missing: str) -> list[str]:
+          archive: bool, missing: str, map_ids=None) -> list[str]:
     """docker's cp rules between two roots; returns what was skipped (devices, sockets)."""
-    opts = inroot.CopyOptions(keep_owner=archive)
+    opts = inroot.CopyOptions(keep_owner=archive, map_ids=map_ids)
     contents_only = spath.endswith("/.") or spath in (".", "/") or (sroot.in_root and sroot.norm(spath) == "/")
     try:
         src = sroot.locate(spath, follow=follow)
@@ -193,8 +193,19 @@ def copy(engine, src: str, dest: str, follow_link: bool = False, archive: bool =
     def into(root: inroot.Root):
         with inroot.Root.host() as host, _as_container_root(rec.config()):
             return _errors(lambda: _copy(host, spath, root, dpath, follow_link, archive,
-                                         f"stat {spath}: no such file or directory"))
+                                         f"stat {spath}: no such file or directory",
+                                         _to_host_ids(rec.config())))
     return in_rootfs(engine, rec, into) or []
+
+
+def _to_host_ids(cfg: dict):
+    """cp -a keeps the source's ids as the container's ids: in a user namespace, the host ids they
+    map to (what both an idmapped rootfs and a chowned copy store for them)."""
+    linux = cfg.get("Spec", {}).get("linux", {})
+    if not linux.get("uidMappings"):
+        return None
+    from nsbox.runtime import userns as U
+    return U.shift_ids(U.maps_from_oci(linux["uidMappings"]), U.maps_from_oci(linux["gidMappings"]))
 
 
 def _as_container_root(cfg: dict):

@@ -478,7 +478,8 @@ def copy_up(rootfs: str, destination: str, volume_dir: str, shift: tuple[int, in
             with src:
                 if src.st is None or not stat.S_ISDIR(src.st.st_mode):
                     return
-                inroot.copy_children(src, vfd, inroot.CopyOptions(keep_owner=True, unshift=shift), destination)
+                unshift = lambda u, g: (max(u - shift[0], 0), max(g - shift[1], 0))  # noqa: E731
+                inroot.copy_children(src, vfd, inroot.CopyOptions(keep_owner=True, map_ids=unshift), destination)
                 os.fchown(vfd, max(src.st.st_uid - shift[0], 0), max(src.st.st_gid - shift[1], 0))
                 os.fchmod(vfd, stat.S_IMODE(src.st.st_mode))
     finally:

@@ -16,6 +16,7 @@ import os
 import posixpath
 import stat
 from dataclasses import dataclass, field
+from typing import Callable
 
 from nsbox.runtime import linux as L
 
@@ -114,9 +115,9 @@ class Root:
 class CopyOptions:
     keep_owner: bool = False          # cp -a, COPY --from; otherwise new files belong to `owner` or the copier
     owner: tuple[int, int] | None = None   # COPY --chown (and COPY's default 0:0)
-    # with keep_owner: subtracted from the ids read, for a source seen through a user namespace's
-    # idmapped view whose copy is stored unshifted (a volume that is mounted idmapped too)
-    unshift: tuple[int, int] = (0, 0)
+    # with keep_owner: (uid, gid) read -> (uid, gid) to give, where source and destination see ids
+    # differently (a user namespace's container ids, its idmapped view, its host ids)
+    map_ids: Callable[[int, int], tuple[int, int]] | None = None
     chmod: int | None = None          # COPY --chmod
     replace_dirs: bool = False        # a non-directory replaces a directory (docker build), or refuse (docker cp)
     skipped: list[str] = field(default_factory=list)   # devices and sockets: never copied
@@ -258,7 +259,7 @@ def _owner(st: os.stat_result, opts: CopyOptions) -> tuple[int, int] | None:
         return opts.owner
     if not opts.keep_owner:
         return None
-    return max(st.st_uid - opts.unshift[0], 0), max(st.st_gid - opts.unshift[1], 0)
+    return opts.map_ids(st.st_uid, st.st_gid) if opts.map_ids else (st.st_uid, st.st_gid)
 
 
 def _meta_fd(fd: int, st: os.stat_result, opts: CopyOptions) -> None:

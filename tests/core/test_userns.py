@@ -109,8 +109,27 @@ def test_cp_in_and_out_ownership(nsbox, tmp_path):
     nsbox.ok("cp", "u:/tmp/out.txt", str(tmp_path / "out.txt"))
     assert (tmp_path / "out.txt").read_text() == "out\n"
     assert os.stat(tmp_path / "out.txt").st_uid == os.getuid()      # out: the caller's, as docker cp
+    owned = tmp_path / "owned.txt"
+    owned.write_text("kept\n")
+    os.chown(owned, 1000, 1000)
+    os.chmod(owned, 0o600)
+    nsbox.ok("cp", "-a", str(owned), "u:/tmp/archived-stopped.txt")   # -a: the ids stay, as container ids
     nsbox.ok("start", "u")
     assert nsbox.ok("exec", "u", "stat", "-c", "%u:%g", "/tmp/stopped.txt").strip() == "0:0"
+    nsbox.ok("cp", "-a", str(owned), "u:/tmp/archived.txt")
+    for name in ("archived.txt", "archived-stopped.txt"):
+        assert nsbox.ok("exec", "u", "stat", "-c", "%u:%g", f"/tmp/{name}").strip() == "1000:1000"
+
+
+def test_volume_copy_up_stores_container_ids(nsbox):
+    """A fresh named volume takes the image's files with their container ids, seen through the
+    idmapped rootfs as host ids: stored unshifted, they show as root's again in the container."""
+    r = nsbox.ok("run", "--rm", *NONE, *AUTO, "-v", "unscopy:/etc", "busybox", "stat", "-c", "%u:%g", "/etc/passwd")
+    assert r.strip() == "0:0"
+    vol = json.loads(nsbox.ok("volume", "inspect", "unscopy"))[0]["Mountpoint"]
+    st = os.stat(os.path.join(vol, "passwd"))
+    assert (st.st_uid, st.st_gid) == (0, 0)
+    nsbox.ok("volume", "rm", "unscopy")
 
 
 @pytest.mark.vm
