@@ -328,8 +328,9 @@ class Engine:
             pass
 
     def pause(self, rec: ContainerRecord) -> None:
+        reconcile(self.paths, rec)  # before the lock: it takes the lock itself when it records an exit
         with rec.lock():
-            st = reconcile(self.paths, rec)
+            st = rec.load_state()
             if st.Status == S.PAUSED:
                 raise Conflict(f"Container {rec.id} is already paused")
             if st.Status != S.RUNNING:
@@ -339,8 +340,9 @@ class Engine:
             rec.save_state(st)
 
     def unpause(self, rec: ContainerRecord) -> None:
+        reconcile(self.paths, rec)  # before the lock: it takes the lock itself when it records an exit
         with rec.lock():
-            st = reconcile(self.paths, rec)
+            st = rec.load_state()
             if st.Status != S.PAUSED:
                 raise Conflict(f"Container {rec.id} is not paused")
             self._cgroup(rec).thaw()

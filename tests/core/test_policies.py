@@ -89,6 +89,27 @@ def test_truth_after_monitor_kill_9(nsbox):
     nsbox.ok("rm", cid)
 
 
+@pytest.mark.parametrize("verb", ["pause", "unpause"])
+def test_pause_after_monitor_and_pid1_killed_says_not_running(nsbox, verb):
+    """pause/unpause reconcile a container whose monitor and PID 1 died unrecorded; the
+    reconciliation takes the state lock itself, so it must not run under the verb's own lock
+    (that was a self-deadlock: a hang, here cut by the subprocess timeout)."""
+    cid = nsbox.ok("run", "-d", *NONE, "busybox", "sleep", "300").strip()
+    if verb == "unpause":
+        nsbox.ok("pause", cid)
+    mon = _monitor_pid(nsbox, cid)
+    pid1 = nsbox.inspect(cid)["State"]["Pid"]
+    os.kill(mon, signal.SIGKILL)
+    os.kill(pid1, signal.SIGKILL)
+    if verb == "unpause":  # a frozen task dies once thawed; the cgroup stays frozen otherwise
+        nsbox.ok("kill", cid)
+    assert wait_for(lambda: not os.path.exists(f"/proc/{pid1}/exe"))   # gone (or a zombie)
+    r = nsbox(verb, cid, timeout=90)
+    assert r.returncode != 0 and "not" in r.stderr, r.stderr
+    assert nsbox.inspect(cid)["State"]["Status"] == "exited"
+    nsbox.ok("rm", "-f", cid)
+
+
 def test_rm_container_after_monitor_and_pid1_killed(nsbox):
     cid = nsbox.ok("run", "-d", "--rm", *NONE, "busybox", "sleep", "300").strip()
     mon = _monitor_pid(nsbox, cid)
