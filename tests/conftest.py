@@ -24,6 +24,12 @@ settings.register_profile("nsbox", deadline=None, suppress_health_check=[HealthC
                                                                             HealthCheck.function_scoped_fixture])
 settings.load_profile("nsbox")
 
+
+def pytest_configure(config):
+    # registered here, not in pyproject.toml: that file is part of the VM lane image's cache key
+    config.addinivalue_line("markers", "hostlane: a heavy test that does not depend on the cgroup "
+                            "hierarchy: host lane only, even in a module marked vm (TCG makes it minutes long)")
+
 from nsbox_testlib import NSBOX_BIN, wait_for  # noqa: F401  (re-exported for older imports)
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from nsbox_testlib import tree_snapshot
 
-pytestmark = pytest.mark.vm
+# host lane only: path resolution does not depend on the cgroup hierarchy, and 50+ containers
+# take minutes under the VM lane's TCG
 NONE = ("--network", "none")
 
 

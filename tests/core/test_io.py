@@ -156,6 +156,7 @@ def test_log_rotation(nsbox):
     assert lines[-1] == "line-199" and lines == [f"line-{i}" for i in range(200 - len(lines), 200)]
 
 
+@pytest.mark.hostlane
 def test_logs_follow_across_rotations_loses_nothing(nsbox, tmp_path):
     """50,000 numbered lines through max-size=1m/max-file=3 (six rotations): `logs -f` prints each
     once, in order. The container writes in chunks of 5,000 (~600 KB, under one file) and waits for

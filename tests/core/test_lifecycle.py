@@ -132,6 +132,7 @@ def test_run_rm_deletes_files_after_answering_and_sweeps_leftovers(nsbox, paths)
     assert not os.path.exists(trash)
 
 
+@pytest.mark.hostlane
 def test_rm_f_racing_the_containers_own_rm(nsbox, tmp_path):
     """rm -f while the --rm container removes itself: it succeeds or says "No such container",
     never a raw error about a file of the vanishing record."""
