@@ -162,7 +162,8 @@ def test_stale_code_makes_a_new_server(nsbox, warm, nsbox_env):
             r = nsbox("run", "--rm", *NONE, "busybox", "echo", "still works", env={"NSBOX_DEBUG": "1"})
             assert r.returncode == 0 and r.stdout == "still works\n", r.stderr
             seen.append(r.stderr)
-            return "stale" in r.stderr
+            # a loaded machine may have had a new server (with the new stamp) answer already
+            return "stale" in r.stderr or server_pid(nsbox_env["runroot"]) not in (None, warm)
         assert wait_for(declined_as_stale, timeout=30, step=0.3), seen[-3:]
     finally:
         os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
